@@ -1,0 +1,60 @@
+"""Annotated dependencies: the services a route needs and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from moonbase.chat.service import ChatService
+from moonbase.errors import AuthenticationError
+from moonbase.registry import ModelRegistry
+from moonbase.settings import Settings
+from moonbase.store.database import Database
+from moonbase.store.repositories import api_keys
+from moonbase.store.repositories.api_keys import KeyOwner
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the app holds for its lifetime; built once in create_app's lifespan."""
+
+    settings: Settings
+    db: Database
+    registry: ModelRegistry
+    chat: ChatService
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_caller(request: Request, services: ServicesDep) -> KeyOwner:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError(
+            "Invalid Authentication: send your API key as 'Authorization: Bearer sk-...'",
+            code="missing_api_key",
+        )
+    async with services.db.transaction() as session:
+        owner = await api_keys.authenticate(session, token)
+    if owner is None:
+        raise AuthenticationError("Invalid Authentication", code="invalid_api_key")
+    return owner
+
+
+CallerDep = Annotated[KeyOwner, Depends(get_caller)]
+
+
+def get_request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+RequestIdDep = Annotated[str, Depends(get_request_id)]

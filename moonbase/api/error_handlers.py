@@ -1,0 +1,100 @@
+"""Every error leaves as Moonshot's error body: registered once, for the whole app."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from moonbase.errors import (
+    AuthenticationError,
+    BadRequestError,
+    InternalError,
+    MethodNotAllowedError,
+    MoonbaseError,
+    NotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: MoonbaseError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+def param_path(loc: tuple[Any, ...]) -> str | None:
+    """('body', 'messages', 0, 'content') -> 'messages[0].content'."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _is_union_branch(part):
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+def _is_union_branch(part: Any) -> bool:
+    # pydantic names union branches ('str', 'list[...]', 'function-after[...]');
+    # they are not fields the client wrote.
+    text = str(part)
+    return "[" in text or text in {"str", "int", "float", "bool", "dict", "list"}
+
+
+def validation_error(exc: RequestValidationError) -> BadRequestError:
+    errors = exc.errors()
+    if not errors:
+        return BadRequestError("Invalid request body")
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return BadRequestError(
+            f"Invalid request: the body is not valid JSON ({first.get('ctx', {}).get('error', '')})"
+        )
+    param = param_path(tuple(first.get("loc", ())))
+    if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
+        return BadRequestError("Invalid request: the body must be a JSON object")
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "missing":
+        message = "is required"
+    detail = f"Invalid request: {param} {message}" if param else f"Invalid request: {message}"
+    return BadRequestError(detail, param=param)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MoonbaseError)
+    async def _moonbase(_: Request, exc: MoonbaseError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error: MoonbaseError
+        if exc.status_code == 404:
+            error = NotFoundError("Not found: no such route", code="route_not_found")
+        elif exc.status_code == 405:
+            error = MethodNotAllowedError("Method not allowed on this route")
+        elif exc.status_code == 401:
+            error = AuthenticationError(str(exc.detail))
+        elif exc.status_code < 500:
+            error = BadRequestError(str(exc.detail))
+        else:
+            error = InternalError(str(exc.detail))
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(InternalError("The server had an error, please try again later"))
+
+
+def sse_error_event(exc: BaseException) -> str:
+    """A mid-stream error, sent as one more SSE event before the stream ends."""
+    error = exc if isinstance(exc, MoonbaseError) else InternalError("The server had an error")
+    return f"data: {json.dumps(error.body(), ensure_ascii=False)}\n\n"

@@ -1,0 +1,53 @@
+"""``x-request-id`` and ``x-trace-id`` (read by kimi-cli) on every response.
+
+Also reads request bodies without a JSON content type as JSON.
+
+A pure ASGI middleware: Starlette's BaseHTTPMiddleware would buffer streams
+and hide client disconnects from the endpoint.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(16)
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        _default_to_json(scope)
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-trace-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_ids)
+
+
+def _default_to_json(scope: Scope) -> None:
+    """Read an unlabelled body as JSON, as the platform does.
+
+    ``curl -d`` labels a JSON body as a form; the API has no form endpoints
+    (file uploads are multipart and keep their label).
+    """
+    headers = scope.get("headers", [])
+    content_type = next((v for k, v in headers if k == b"content-type"), None)
+    if content_type is None or content_type.startswith(b"application/x-www-form-urlencoded"):
+        kept = [(k, v) for k, v in headers if k != b"content-type"]
+        scope["headers"] = [*kept, (b"content-type", b"application/json")]

@@ -1,0 +1,89 @@
+"""The application factory: wires settings, store, engines and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from moonbase.api import chat, models, tokenizers
+from moonbase.api.deps import Services
+from moonbase.api.error_handlers import register_error_handlers
+from moonbase.api.middleware import RequestIdMiddleware
+from moonbase.chat.service import ChatService
+from moonbase.engines.base import Engine
+from moonbase.registry import ModelRegistry
+from moonbase.settings import EngineSettings, Settings
+from moonbase.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def start_engine(name: str, settings: EngineSettings) -> Engine:
+    if settings.kind == "llamacpp":
+        from moonbase.engines.llamacpp.engine import LlamaCppEngine
+
+        engine = LlamaCppEngine(settings)
+        log.info("engine %s: llama.cpp, %s", name, engine.model_path)
+        return engine
+    raise ValueError(f"engine {name}: unknown kind {settings.kind!r}")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engines: Mapping[str, Engine] | None = None,
+    db: Database | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own engines (a scripted fake) or database."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db or Database(settings.resolved_database_url)
+        await database.migrate()
+        owned: dict[str, Engine] = {}
+        if engines is None:
+            for name, engine_settings in settings.engines.items():
+                owned[name] = await asyncio.to_thread(start_engine, name, engine_settings)
+        running = dict(engines) if engines is not None else owned
+        registry = ModelRegistry.build(settings, running)
+        app.state.services = Services(
+            settings=settings,
+            db=database,
+            registry=registry,
+            chat=ChatService(registry, database, settings.default_max_completion_tokens),
+        )
+        try:
+            yield
+        finally:
+            for engine in owned.values():
+                await engine.close()
+            if db is None:
+                await database.dispose()
+
+    app = FastAPI(
+        title="moonbase",
+        summary="A self-hosted Moonshot AI (Kimi) platform",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    register_error_handlers(app)
+    for module in (models, chat, tokenizers):
+        app.include_router(module.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, object]:
+        services: Services = app.state.services
+        return {
+            "status": "ok",
+            "engines": {
+                name: await engine.health() for name, engine in services.registry.engines().items()
+            },
+        }
+
+    return app

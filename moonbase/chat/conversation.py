@@ -1,0 +1,88 @@
+"""Wire messages -> engine-neutral chat turns, refusing what cannot be served.
+
+Tools, partial mode, structured output and media arrive with the next slice
+of chat; until then a request that needs them gets a clear 400 naming the
+parameter, never a silently different answer.
+"""
+
+from __future__ import annotations
+
+from moonbase.catalog import ServedModel
+from moonbase.engines.base import ChatTurn
+from moonbase.errors import BadRequestError
+from moonbase.schemas.chat import ChatCompletionRequest, ImagePart, Message, TextPart, VideoPart
+
+STOP_MAX_COUNT = 5
+STOP_MAX_BYTES = 32
+
+
+def to_turns(messages: list[Message], model: ServedModel) -> list[ChatTurn]:
+    return [_to_turn(index, message, model) for index, message in enumerate(messages)]
+
+
+def _to_turn(index: int, message: Message, model: ServedModel) -> ChatTurn:
+    where = f"messages[{index}]"
+    if message.role == "tool" or message.tool_calls:
+        raise BadRequestError(
+            "tool calls and tool messages are not supported by this deployment yet",
+            param=f"{where}.role" if message.role == "tool" else f"{where}.tool_calls",
+        )
+    if message.partial:
+        raise BadRequestError(
+            "partial mode is not supported by this deployment yet", param=f"{where}.partial"
+        )
+    text = _text_of(message, where, model)
+    if not text and message.role != "assistant":
+        raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
+    if message.role == "assistant" and not text and message.reasoning_content is None:
+        raise BadRequestError(
+            f"{where}: an assistant message needs content, reasoning_content or tool_calls",
+            param=f"{where}.content",
+        )
+    return ChatTurn(role=message.role, content=text, name=message.name)
+
+
+def _text_of(message: Message, where: str, model: ServedModel) -> str:
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts: list[str] = []
+    for part_index, part in enumerate(content):
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ImagePart | VideoPart):
+            kind = "image" if isinstance(part, ImagePart) else "video"
+            raise BadRequestError(
+                f"model {model.id} cannot read {kind} input on this deployment "
+                f"(see supports_{kind}_in in GET /v1/models)",
+                param=f"{where}.content[{part_index}]",
+            )
+    return "\n".join(texts)
+
+
+def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    stops = [stop] if isinstance(stop, str) else stop
+    if len(stops) > STOP_MAX_COUNT:
+        raise BadRequestError(
+            f"stop accepts at most {STOP_MAX_COUNT} strings, got {len(stops)}", param="stop"
+        )
+    for item in stops:
+        if len(item.encode("utf-8")) > STOP_MAX_BYTES:
+            raise BadRequestError(
+                f"each stop string may be at most {STOP_MAX_BYTES} bytes: {item[:40]!r}",
+                param="stop",
+            )
+    return tuple(s for s in stops if s)
+
+
+def refuse_unserved_features(request: ChatCompletionRequest) -> None:
+    if request.tools:
+        raise BadRequestError("tools are not supported by this deployment yet", param="tools")
+    if request.response_format is not None and request.response_format.type != "text":
+        raise BadRequestError(
+            f"response_format {request.response_format.type} is not supported by this "
+            "deployment yet",
+            param="response_format",
+        )

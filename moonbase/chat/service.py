@@ -1,0 +1,190 @@
+"""Chat completions: the platform's semantics between the wire and an engine.
+
+``prepare`` validates a request against its model's rules and budget and turns
+it into an engine-neutral ``GenerationRequest``; ``complete`` and ``stream``
+run it and assemble the result. Every generation, finished or interrupted,
+leaves one usage record.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
+from moonbase.chat.chunks import ChunkFactory
+from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_turns
+from moonbase.chat.sampling import plan_sampling
+from moonbase.chat.tally import Tally
+from moonbase.engines.base import (
+    ChoiceFinished,
+    Engine,
+    GenerationRequest,
+    PromptProcessed,
+    SamplingParams,
+    TextDelta,
+)
+from moonbase.engines.llamacpp.chat_template import ChatTemplateError
+from moonbase.errors import BadRequestError, token_limit_exceeded
+from moonbase.registry import ModelRegistry
+from moonbase.schemas.chat import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    Message,
+)
+from moonbase.store.database import Database
+from moonbase.store.repositories import usage as usage_repo
+from moonbase.store.repositories.api_keys import KeyOwner
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    completion_id: str
+    created: int
+    model_id: str  # the id the response reports (moonshot-v1-auto reports its pick)
+    engine: Engine
+    generation: GenerationRequest
+    include_usage: bool
+    prompt_cache_key: str | None
+    safety_identifier: str | None
+
+
+class ChatService:
+    def __init__(self, registry: ModelRegistry, db: Database, default_max_tokens: int) -> None:
+        self._registry = registry
+        self._db = db
+        self._default_max_tokens = default_max_tokens
+
+    async def count_prompt_tokens(self, model_id: str, messages: list[Message]) -> int:
+        """Tokens of the chat-templated prompt: equal to a completion's prompt_tokens."""
+        model = self._registry.get(model_id)
+        return len(await self._render(model, messages))
+
+    async def prepare(self, request: ChatCompletionRequest, request_id: str) -> PreparedChat:
+        model = self._registry.get(request.model)
+        plan = plan_sampling(model.family, request)
+        refuse_unserved_features(request)
+        stops = stop_strings(request.stop)
+        prompt = await self._render(model, request.messages)
+        asked = request.max_completion_tokens or request.max_tokens
+        if model.id == AUTO_MODEL_ID:
+            model = self._registry.get(
+                pick_auto_model(len(prompt), asked or self._default_max_tokens)
+            )
+        max_tokens = self._budget(model, len(prompt), asked)
+        return PreparedChat(
+            completion_id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            model_id=model.id,
+            engine=self._registry.engine(model),
+            generation=GenerationRequest(
+                request_id=request_id,
+                prompt_tokens=prompt,
+                max_tokens=max_tokens,
+                sampling=SamplingParams(
+                    temperature=plan.temperature,
+                    top_p=plan.top_p,
+                    presence_penalty=plan.presence_penalty,
+                    frequency_penalty=plan.frequency_penalty,
+                ),
+                stop=stops,
+                n=plan.n,
+                cache_key=request.prompt_cache_key,
+            ),
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            prompt_cache_key=request.prompt_cache_key,
+            safety_identifier=request.safety_identifier,
+        )
+
+    async def complete(self, chat: PreparedChat, caller: KeyOwner) -> ChatCompletion:
+        tally = Tally(chat.generation.n)
+        try:
+            async with aclosing(chat.engine.generate(chat.generation)) as events:
+                async for event in events:
+                    tally.add(event)
+        finally:
+            await self._record(chat, caller, tally)
+        return ChatCompletion(
+            id=chat.completion_id,
+            created=chat.created,
+            model=chat.model_id,
+            choices=[
+                Choice(
+                    index=index,
+                    message=AssistantMessage(content=tally.text(index)),
+                    finish_reason=tally.finish_reasons.get(index, "stop"),  # type: ignore[arg-type]
+                )
+                for index in range(chat.generation.n)
+            ],
+            usage=tally.usage(),
+        )
+
+    async def stream(self, chat: PreparedChat, caller: KeyOwner) -> AsyncIterator[dict[str, Any]]:
+        chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
+        tally = Tally(chat.generation.n)
+        try:
+            async with aclosing(chat.engine.generate(chat.generation)) as events:
+                async for event in events:
+                    tally.add(event)
+                    if isinstance(event, PromptProcessed):
+                        # Nothing is sent before the engine has taken the request, so
+                        # a refusal (a full queue) can still be a plain HTTP error.
+                        for index in range(chat.generation.n):
+                            yield chunks.role(index)
+                    elif isinstance(event, TextDelta):
+                        yield chunks.content(event.index, event.text)
+                    elif isinstance(event, ChoiceFinished):
+                        last = tally.finished
+                        yield chunks.finish(
+                            event.index, event.finish_reason, tally.usage() if last else None
+                        )
+            if chat.include_usage:
+                yield chunks.usage(tally.usage())
+        finally:
+            await self._record(chat, caller, tally)
+
+    async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
+        turns = to_turns(messages, model)
+        try:
+            return await self._registry.engine(model).render_prompt(turns)
+        except ChatTemplateError as exc:
+            raise BadRequestError(str(exc), param="messages") from exc
+
+    def _budget(self, model: ServedModel, prompt_tokens: int, asked: int | None) -> int:
+        """Completion tokens this request may use within the model's context."""
+        limit = model.context_length
+        if asked is not None:
+            if prompt_tokens + asked > limit:
+                raise token_limit_exceeded(limit)
+            return asked
+        if prompt_tokens >= limit:
+            raise token_limit_exceeded(limit)
+        return min(self._default_max_tokens, limit - prompt_tokens)
+
+    async def _record(self, chat: PreparedChat, caller: KeyOwner, tally: Tally) -> None:
+        """Write the usage record, even while the request is being cancelled."""
+        if not tally.started:
+            return  # refused or cancelled before the engine took it: nothing was used
+        record = usage_repo.GenerationUsage(
+            request_id=chat.generation.request_id,
+            account_id=caller.account_id,
+            api_key_id=caller.key_id,
+            model=chat.model_id,
+            prompt_tokens=tally.prompt_tokens,
+            completion_tokens=sum(tally.completion_tokens.values()),
+            cached_tokens=tally.cached_tokens,
+            status="completed" if tally.finished else "interrupted",
+            prompt_cache_key=chat.prompt_cache_key,
+            safety_identifier=chat.safety_identifier,
+        )
+        with anyio.CancelScope(shield=True):
+            async with self._db.transaction() as session:
+                await usage_repo.record(session, record)

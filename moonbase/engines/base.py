@@ -1,0 +1,97 @@
+"""The narrow engine protocol and the engine-neutral request it serves.
+
+Engines know nothing of accounts, billing or the Moonshot wire format: chat/
+turns a wire request into a ``GenerationRequest`` and assembles the events an
+engine yields into responses. Stopping a generation is closing its iterator
+(``aclose``), which is what a cancelled task or a disconnected client does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One message of a conversation, already normalised to text."""
+
+    role: str
+    content: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    prompt_tokens: tuple[int, ...]
+    max_tokens: int
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    # A hint for prefix-cache placement (the slot last used with the same key).
+    cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptProcessed:
+    """First event of every generation: the prompt is in the KV cache."""
+
+    prompt_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ChoiceFinished:
+    index: int
+    finish_reason: FinishReason
+    completion_tokens: int
+
+
+EngineEvent = PromptProcessed | TextDelta | ChoiceFinished
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    context_length: int
+    supports_image_in: bool = False
+    supports_video_in: bool = False
+    model_name: str = ""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the platform needs of an inference engine, and nothing more."""
+
+    @property
+    def capabilities(self) -> EngineCapabilities: ...
+
+    async def render_prompt(self, turns: list[ChatTurn]) -> tuple[int, ...]:
+        """Apply the model's chat template (with the generation prompt) and tokenize."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        """Stream events for ``request``; closing the iterator aborts it."""
+        ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...

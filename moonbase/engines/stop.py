@@ -1,0 +1,63 @@
+"""Incremental stop-string matching for streamed text.
+
+Text is released only once it can no longer be the start of a stop string, so
+a stop string that arrives split across tokens is never partly sent, and the
+stop string itself is never returned.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+
+class StopMatcher:
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._pending = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """Add generated text; return what can safely be released."""
+        if self.stopped:
+            return ""
+        buffer = self._pending + text
+        cut = self._first_match(buffer)
+        if cut is not None:
+            self.stopped = True
+            self._pending = ""
+            return buffer[:cut]
+        keep = self._longest_partial_suffix(buffer)
+        self._pending = buffer[len(buffer) - keep :] if keep else ""
+        return buffer[: len(buffer) - keep]
+
+    def flush(self) -> str:
+        """Release what was held back (the generation ended without a stop)."""
+        released, self._pending = self._pending, ""
+        return "" if self.stopped else released
+
+    def _first_match(self, buffer: str) -> int | None:
+        positions = [pos for s in self._stops if (pos := buffer.find(s)) >= 0]
+        return min(positions) if positions else None
+
+    def _longest_partial_suffix(self, buffer: str) -> int:
+        """Length of the longest suffix of ``buffer`` that begins some stop string."""
+        best = 0
+        for stop in self._stops:
+            for length in range(min(len(stop) - 1, len(buffer)), best, -1):
+                if stop.startswith(buffer[-length:]):
+                    best = length
+                    break
+        return best
+
+
+class Utf8Stream:
+    """Decodes token bytes into text, holding back an incomplete character."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def decode(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)

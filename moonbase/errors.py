@@ -1,0 +1,100 @@
+"""One exception hierarchy, rendered once as Moonshot's error body.
+
+Every error moonbase returns has the shape
+``{"error": {"message", "type", "code", "param"}}``. The classes mirror
+openai-python's so that client code maps them one to one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MoonbaseError(Exception):
+    """Base of every error that reaches a client."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+
+
+class BadRequestError(MoonbaseError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(MoonbaseError):
+    status_code = 401
+    error_type = "invalid_authentication_error"
+
+
+class PermissionDeniedError(MoonbaseError):
+    status_code = 403
+    error_type = "permission_denied_error"
+
+
+class NotFoundError(MoonbaseError):
+    status_code = 404
+    error_type = "resource_not_found_error"
+
+
+class MethodNotAllowedError(MoonbaseError):
+    status_code = 405
+    error_type = "invalid_request_error"
+
+
+class RateLimitError(MoonbaseError):
+    status_code = 429
+    error_type = "rate_limit_reached_error"
+
+
+class QuotaExceededError(MoonbaseError):
+    status_code = 429
+    error_type = "exceeded_current_quota_error"
+
+
+class EngineOverloadedError(MoonbaseError):
+    status_code = 429
+    error_type = "engine_overloaded_error"
+
+
+class ServiceUnavailableError(MoonbaseError):
+    status_code = 503
+    error_type = "engine_overloaded_error"
+
+
+class InternalError(MoonbaseError):
+    status_code = 500
+    error_type = "server_error"
+
+
+def token_limit_exceeded(limit: int) -> BadRequestError:
+    """The platform's own wording for prompt + max tokens over the context."""
+    return BadRequestError(
+        f"Your request exceeded model token limit: {limit}",
+        param="max_completion_tokens",
+        code="context_length_exceeded",
+    )

@@ -1,0 +1,65 @@
+"""Which engine serves which model id, and what each model really offers here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from moonbase.catalog import MODEL_SPECS, SPECS_BY_ID, ServedModel
+from moonbase.engines.base import Engine
+from moonbase.errors import NotFoundError
+from moonbase.settings import Settings
+
+
+class ModelRegistry:
+    def __init__(self, models: Mapping[str, ServedModel], engines: Mapping[str, Engine]) -> None:
+        self._models = dict(models)
+        self._engines = dict(engines)
+
+    @classmethod
+    def build(cls, settings: Settings, engines: Mapping[str, Engine]) -> ModelRegistry:
+        """Serve every enabled catalog model on its configured engine.
+
+        A model reports (and enforces) the smaller of the catalog's context and
+        the engine's, and image/video input only where the engine has it.
+        """
+        served: dict[str, ServedModel] = {}
+        for spec in MODEL_SPECS:
+            config = settings.model_settings(spec.id)
+            if not config.enabled:
+                continue
+            if config.engine not in engines:
+                raise ValueError(f"model {spec.id} is served by unknown engine '{config.engine}'")
+            caps = engines[config.engine].capabilities
+            context = min(spec.context_length, caps.context_length)
+            if config.context_length is not None:
+                context = min(context, config.context_length)
+            served[spec.id] = ServedModel(
+                spec=spec,
+                engine_name=config.engine,
+                context_length=context,
+                supports_image_in=spec.supports_image_in and caps.supports_image_in,
+                supports_video_in=spec.supports_video_in and caps.supports_video_in,
+            )
+        return cls(served, engines)
+
+    def get(self, model_id: str) -> ServedModel:
+        model = self._models.get(model_id)
+        if model is None:
+            known = (
+                "is not a Moonshot model" if model_id not in SPECS_BY_ID else "is not served here"
+            )
+            raise NotFoundError(
+                f"Not found the model {model_id} or Permission denied: the model {known}",
+                param="model",
+                code="model_not_found",
+            )
+        return model
+
+    def engine(self, model: ServedModel) -> Engine:
+        return self._engines[model.engine_name]
+
+    def all(self) -> list[ServedModel]:
+        return list(self._models.values())
+
+    def engines(self) -> Mapping[str, Engine]:
+        return self._engines

