@@ -5,6 +5,9 @@ SQLite (the default) and PostgreSQL share this one code path.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: replicas starting together take turns migrating.
 _MIGRATION_LOCK_ID = 0x6D6F6F6E
+# Alembic's `context` and `op` are process-wide proxies: two upgrades in one
+# process at once would trample each other, whatever the database. Upgrades
+# run on the event loop's thread (SQLAlchemy's greenlet bridge), so the guard
+# is an asyncio lock, one per loop.
+_UPGRADE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Database:
@@ -40,9 +50,12 @@ class Database:
             yield session
 
     async def migrate(self) -> None:
-        if self.is_sqlite and (path := _sqlite_path(self.url)) is not None:
+        """Bring the schema to head; safe when several processes start at once."""
+        path = _sqlite_path(self.url) if self.is_sqlite else None
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.begin() as connection:
+        lock = _UPGRADE_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock, _sqlite_file_lock(path), self.engine.begin() as connection:
             if not self.is_sqlite:
                 await connection.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
@@ -58,6 +71,25 @@ def _upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+@asynccontextmanager
+async def _sqlite_file_lock(sqlite_path: Path | None) -> AsyncIterator[None]:
+    """Serialise SQLite migrations across processes (PostgreSQL uses an advisory lock)."""
+    if sqlite_path is None:
+        yield
+        return
+    with open(sqlite_path.with_name(sqlite_path.name + ".migrate-lock"), "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

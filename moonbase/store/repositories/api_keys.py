@@ -78,7 +78,7 @@ async def list_all(session: AsyncSession) -> list[tuple[ApiKey, str]]:
         .join(Account, Account.id == ApiKey.account_id)
         .order_by(ApiKey.created_at, ApiKey.id)
     )
-    return [(key, account_name) for key, account_name in rows.tuples()]
+    return [(key, account_name) for key, account_name in rows]
 
 
 async def revoke(session: AsyncSession, key_id: str, when: datetime | None = None) -> bool:

@@ -1,0 +1,3 @@
+from moonbase.cli import app
+
+app(prog_name="moonbase")

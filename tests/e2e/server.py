@@ -1,0 +1,75 @@
+"""Start a real ``moonbase serve`` on loopback, as a user would, and stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9]{48})\b")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[str]
+    base_url: str
+    api_key: str
+    data_dir: Path
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+    port = free_port()
+    log_path = data_dir / "server.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MOONBASE_LOG_LEVEL": "warning", **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moonbase", "serve", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log_path.open("w"), stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moonbase exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"moonbase did not come up:\n{log_path.read_text()}")
+    match = KEY_PATTERN.search(log_path.read_text())
+    if match is None:
+        process.kill()
+        raise RuntimeError("the first API key was not printed")
+    return RunningServer(process, base_url, match.group(1), data_dir, log_path)

@@ -1,0 +1,68 @@
+"""A scripted engine that implements the engine protocol, for fast platform tests.
+
+It "tokenizes" one token per character of a simple ChatML rendering and
+replies with a scripted text, one character per token, honouring stop
+strings, max_tokens and n like a real engine. The real embedded engine is
+exercised by tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from moonbase.engines.base import (
+    ChatTurn,
+    ChoiceFinished,
+    EngineCapabilities,
+    EngineEvent,
+    FinishReason,
+    GenerationRequest,
+    PromptProcessed,
+    TextDelta,
+)
+from moonbase.engines.stop import StopMatcher
+
+
+class ScriptedEngine:
+    def __init__(self, reply: str = "Hello from the scripted engine.", context: int = 4096) -> None:
+        self.reply = reply
+        self._capabilities = EngineCapabilities(context_length=context, model_name="scripted")
+        self.requests: list[GenerationRequest] = []
+        self.closed = False
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return self._capabilities
+
+    async def render_prompt(self, turns: list[ChatTurn]) -> tuple[int, ...]:
+        text = "".join(f"<{t.role}>{t.content}</{t.role}>" for t in turns) + "<assistant>"
+        return tuple(ord(c) for c in text)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        self.requests.append(request)
+        yield PromptProcessed(len(request.prompt_tokens), 0)
+        for index in range(request.n):
+            matcher = StopMatcher(request.stop)
+            finish: FinishReason = "stop"
+            produced = 0
+            for char in self.reply:
+                if produced >= request.max_tokens:
+                    finish = "length"
+                    break
+                produced += 1
+                await asyncio.sleep(0)
+                if text := matcher.feed(char):
+                    yield TextDelta(index, text)
+                if matcher.stopped:
+                    break
+            if tail := matcher.flush():
+                yield TextDelta(index, tail)
+            yield ChoiceFinished(index, finish, produced)
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    async def close(self) -> None:
+        self.closed = True
