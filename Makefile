@@ -37,8 +37,8 @@ test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check moonbase tests bench
-	$(BIN)/ruff format --check moonbase tests bench
+	$(BIN)/ruff check moonbase tests
+	$(BIN)/ruff format --check moonbase tests
 
 typecheck: install-dev
 	$(BIN)/mypy

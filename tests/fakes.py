@@ -9,7 +9,7 @@ exercised by tests/e2e.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from moonbase.engines.base import (
@@ -40,7 +40,7 @@ class ScriptedEngine:
         text = "".join(f"<{t.role}>{t.content}</{t.role}>" for t in turns) + "<assistant>"
         return tuple(ord(c) for c in text)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         self.requests.append(request)
         yield PromptProcessed(len(request.prompt_tokens), 0)
         for index in range(request.n):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-async def start_sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+async def start_sse(chunks: AsyncGenerator[dict[str, Any], None]) -> StreamingResponse:
     """Take the first chunk before answering, so an early refusal is a plain HTTP error."""
     try:
         first = await anext(chunks)
@@ -32,7 +32,9 @@ async def start_sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     )
 
 
-async def _encode(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]):  # type: ignore[no-untyped-def]
+async def _encode(
+    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any], None]
+) -> AsyncGenerator[str, None]:
     async with aclosing(rest):
         try:
             if first is not None:

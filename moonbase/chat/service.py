@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -120,14 +120,16 @@ class ChatService:
                 Choice(
                     index=index,
                     message=AssistantMessage(content=tally.text(index)),
-                    finish_reason=tally.finish_reasons.get(index, "stop"),  # type: ignore[arg-type]
+                    finish_reason=tally.finish_reasons.get(index, "stop"),
                 )
                 for index in range(chat.generation.n)
             ],
             usage=tally.usage(),
         )
 
-    async def stream(self, chat: PreparedChat, caller: KeyOwner) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, chat: PreparedChat, caller: KeyOwner
+    ) -> AsyncGenerator[dict[str, Any], None]:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
         try:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from moonbase.engines.base import ChoiceFinished, EngineEvent, PromptProcessed, TextDelta
+from moonbase.engines.base import (
+    ChoiceFinished,
+    EngineEvent,
+    FinishReason,
+    PromptProcessed,
+    TextDelta,
+)
 from moonbase.schemas.chat import PromptTokensDetails, Usage
 
 
@@ -14,7 +20,7 @@ class Tally:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     texts: dict[int, list[str]] = field(default_factory=dict)
-    finish_reasons: dict[int, str] = field(default_factory=dict)
+    finish_reasons: dict[int, FinishReason] = field(default_factory=dict)
     completion_tokens: dict[int, int] = field(default_factory=dict)
     started: bool = False
 

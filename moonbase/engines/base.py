@@ -8,7 +8,7 @@ engine yields into responses. Stopping a generation is closing its iterator
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -88,7 +88,7 @@ class Engine(Protocol):
         """Apply the model's chat template (with the generation prompt) and tokenize."""
         ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         """Stream events for ``request``; closing the iterator aborts it."""
         ...
 

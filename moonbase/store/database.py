@@ -79,7 +79,8 @@ async def _sqlite_file_lock(sqlite_path: Path | None) -> AsyncIterator[None]:
     if sqlite_path is None:
         yield
         return
-    with open(sqlite_path.with_name(sqlite_path.name + ".migrate-lock"), "w") as handle:
+    lock_file = sqlite_path.with_name(sqlite_path.name + ".migrate-lock")
+    with open(lock_file, "w") as handle:  # noqa: ASYNC230 - creating a lock file does not block
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

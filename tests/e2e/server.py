@@ -50,9 +50,22 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MOONBASE_LOG_LEVEL": "warning", **(extra_env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "moonbase", "serve", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log_path.open("w"), stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "moonbase",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

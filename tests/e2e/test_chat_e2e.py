@@ -9,8 +9,10 @@ import time
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.e2e.server import RunningServer
+from tests.fuzz_bodies import check, mutated_bodies
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -24,26 +26,34 @@ def usage_record(server: RunningServer, request_id: str) -> tuple[str, int, int]
     with sqlite3.connect(server.data_dir / "moonbase.db") as db:
         row = db.execute(
             "SELECT status, prompt_tokens, completion_tokens FROM usage_records "
-            "WHERE request_id = ?", (request_id,)).fetchone()
+            "WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
     return None if row is None else (row[0], row[1], row[2])
 
 
 def test_answers_a_real_question(client: openai.OpenAI):
     completion = client.chat.completions.create(
-        model="moonshot-v1-8k", messages=QUESTION, max_completion_tokens=40)
+        model="moonshot-v1-8k", messages=QUESTION, max_completion_tokens=40
+    )
     choice = completion.choices[0]
     assert "Paris" in choice.message.content
     assert choice.finish_reason == "stop"
     assert completion.model == "moonshot-v1-8k"
     assert completion.usage.completion_tokens > 3
     assert completion.usage.total_tokens == (
-        completion.usage.prompt_tokens + completion.usage.completion_tokens)
+        completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
 
 
 def test_streams_a_real_answer(client: openai.OpenAI):
     stream = client.chat.completions.create(
-        model="kimi-k2-turbo-preview", messages=QUESTION, temperature=0, stream=True,
-        max_completion_tokens=40)
+        model="kimi-k2-turbo-preview",
+        messages=QUESTION,
+        temperature=0,
+        stream=True,
+        max_completion_tokens=40,
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -55,18 +65,24 @@ def test_streams_a_real_answer(client: openai.OpenAI):
 
 ACCEPTED = [
     ("moonshot-v1-8k", {}),
-    ("moonshot-v1-32k", {"temperature": 1, "top_p": 0.5, "presence_penalty": -2,
-                         "frequency_penalty": 2}),
+    (
+        "moonshot-v1-32k",
+        {"temperature": 1, "top_p": 0.5, "presence_penalty": -2, "frequency_penalty": 2},
+    ),
     ("moonshot-v1-128k", {"temperature": 0.3, "n": 2}),
     ("kimi-k2-0905-preview", {"temperature": 0.0, "top_p": 0.0}),
     ("kimi-k2-0711-preview", {"n": 5, "max_completion_tokens": 2}),
     ("kimi-k2-thinking", {"temperature": 0.9, "presence_penalty": 1.5}),
     ("kimi-k2-thinking-turbo", {"extra_body": {"thinking": {"type": "disabled"}}}),
-    ("kimi-k2.5", {"temperature": 0.2, "top_p": 0.95, "n": 1, "presence_penalty": 0,
-                   "frequency_penalty": 0}),
+    (
+        "kimi-k2.5",
+        {"temperature": 0.2, "top_p": 0.95, "n": 1, "presence_penalty": 0, "frequency_penalty": 0},
+    ),
     ("kimi-k2.5", {"extra_body": {"thinking": {"type": "disabled"}}}),
-    ("kimi-k2.6", {"temperature": 1.0, "extra_body": {"thinking": {"type": "enabled",
-                                                                   "keep": "all"}}}),
+    (
+        "kimi-k2.6",
+        {"temperature": 1.0, "extra_body": {"thinking": {"type": "enabled", "keep": "all"}}},
+    ),
     ("moonshot-v1-8k-vision-preview", {"stop": ["\n\n", "zzz"]}),
     ("kimi-k2-turbo-preview", {"extra_body": {"thinking": {"type": "enabled"}}}),
 ]
@@ -94,8 +110,11 @@ REFUSED = [
     ("kimi-k2.6", {"n": 2}, "n"),
     ("kimi-k2.6", {"presence_penalty": 0.5}, "presence_penalty"),
     ("kimi-k2.5", {"frequency_penalty": -1}, "frequency_penalty"),
-    ("kimi-k2.5", {"extra_body": {"thinking": {"type": "enabled", "keep": "all"}}},
-     "thinking.keep"),
+    (
+        "kimi-k2.5",
+        {"extra_body": {"thinking": {"type": "enabled", "keep": "all"}}},
+        "thinking.keep",
+    ),
     ("kimi-k2.6", {"extra_body": {"thinking": {"type": "sometimes"}}}, "thinking.type"),
     ("moonshot-v1-8k", {"stop": ["a", "b", "c", "d", "e", "f"]}, "stop"),
     ("moonshot-v1-8k", {"stop": "s" * 33}, "stop"),
@@ -116,15 +135,21 @@ def test_family_rules_refuse(client: openai.OpenAI, model: str, options: dict, p
 def test_stop_string_split_across_tokens_is_not_streamed(client: openai.OpenAI):
     def run(stop=None):
         stream = client.chat.completions.create(
-            model="moonshot-v1-8k", messages=PROSE, temperature=0, stream=True,
-            max_completion_tokens=48, stop=stop)
+            model="moonshot-v1-8k",
+            messages=PROSE,
+            temperature=0,
+            stream=True,
+            max_completion_tokens=48,
+            stop=stop,
+        )
         pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
         return [p for p in pieces if p]
 
     pieces = run()
     # a stop string made of the end of one token and the start of the next
-    i = next(i for i in range(2, len(pieces) - 1)
-             if len(pieces[i]) >= 2 and len(pieces[i + 1]) >= 2)
+    i = next(
+        i for i in range(2, len(pieces) - 1) if len(pieces[i]) >= 2 and len(pieces[i + 1]) >= 2
+    )
     stop = pieces[i][-2:] + pieces[i + 1][:2]
     full = "".join(pieces)
     expected = full[: full.find(stop)]
@@ -134,75 +159,105 @@ def test_stop_string_split_across_tokens_is_not_streamed(client: openai.OpenAI):
     assert stop not in "".join(stopped)
 
     plain = client.chat.completions.create(
-        model="moonshot-v1-8k", messages=PROSE, temperature=0, max_completion_tokens=48,
-        stop=stop)
+        model="moonshot-v1-8k", messages=PROSE, temperature=0, max_completion_tokens=48, stop=stop
+    )
     assert plain.choices[0].message.content == expected
     assert plain.choices[0].finish_reason == "stop"
 
 
 def test_n_choices(client: openai.OpenAI):
     completion = client.chat.completions.create(
-        model="kimi-k2-0905-preview", messages=QUESTION, n=3, temperature=1.0,
-        max_completion_tokens=12)
+        model="kimi-k2-0905-preview",
+        messages=QUESTION,
+        n=3,
+        temperature=1.0,
+        max_completion_tokens=12,
+    )
     assert [c.index for c in completion.choices] == [0, 1, 2]
     assert all(c.message.content for c in completion.choices)
     assert 3 <= completion.usage.completion_tokens <= 36
 
     stream = client.chat.completions.create(
-        model="kimi-k2-0905-preview", messages=QUESTION, n=2, temperature=1.0,
-        max_completion_tokens=12, stream=True)
-    finished = {c.choices[0].index: c.choices[0].finish_reason
-                for c in stream if c.choices and c.choices[0].finish_reason}
+        model="kimi-k2-0905-preview",
+        messages=QUESTION,
+        n=2,
+        temperature=1.0,
+        max_completion_tokens=12,
+        stream=True,
+    )
+    finished = {
+        c.choices[0].index: c.choices[0].finish_reason
+        for c in stream
+        if c.choices and c.choices[0].finish_reason
+    }
     assert set(finished) == {0, 1}
 
 
 def test_length_cut_off(client: openai.OpenAI):
     completion = client.chat.completions.create(
-        model="kimi-k2-turbo-preview", messages=LONG_TASK, max_completion_tokens=5)
+        model="kimi-k2-turbo-preview", messages=LONG_TASK, max_completion_tokens=5
+    )
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage.completion_tokens == 5
     legacy = client.chat.completions.create(
-        model="kimi-k2-turbo-preview", messages=LONG_TASK, max_tokens=3)
+        model="kimi-k2-turbo-preview", messages=LONG_TASK, max_tokens=3
+    )
     assert legacy.usage.completion_tokens == 3
 
 
 def test_include_usage(client: openai.OpenAI):
-    chunks = list(client.chat.completions.create(
-        model="moonshot-v1-32k", messages=QUESTION, stream=True, max_completion_tokens=10,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="moonshot-v1-32k",
+            messages=QUESTION,
+            stream=True,
+            max_completion_tokens=10,
+            stream_options={"include_usage": True},
+        )
+    )
     last = chunks[-1]
     assert last.choices == []
     assert last.usage is not None and last.usage.completion_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])
-    without = list(client.chat.completions.create(
-        model="moonshot-v1-32k", messages=QUESTION, stream=True, max_completion_tokens=10))
+    without = list(
+        client.chat.completions.create(
+            model="moonshot-v1-32k", messages=QUESTION, stream=True, max_completion_tokens=10
+        )
+    )
     assert all(c.choices for c in without)
 
 
 def test_token_limit(client: openai.OpenAI):
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model="kimi-k2.5", messages=QUESTION, max_completion_tokens=9000)
+            model="kimi-k2.5", messages=QUESTION, max_completion_tokens=9000
+        )
     assert caught.value.body["message"] == "Your request exceeded model token limit: 8192"
 
 
 def test_auto_model(client: openai.OpenAI):
     completion = client.chat.completions.create(
-        model="moonshot-v1-auto", messages=QUESTION, max_completion_tokens=5)
+        model="moonshot-v1-auto", messages=QUESTION, max_completion_tokens=5
+    )
     assert completion.model == "moonshot-v1-8k"
 
 
 def quick_request_seconds(client: openai.OpenAI) -> float:
     started = time.monotonic()
     client.chat.completions.create(
-        model="moonshot-v1-8k", messages=QUESTION, max_completion_tokens=1)
+        model="moonshot-v1-8k", messages=QUESTION, max_completion_tokens=1
+    )
     return time.monotonic() - started
 
 
 def test_stream_disconnect_stops_generation(client: openai.OpenAI, server: RunningServer):
     stream = client.chat.completions.create(
-        model="moonshot-v1-8k", messages=LONG_TASK, temperature=0, stream=True,
-        max_completion_tokens=3000)
+        model="moonshot-v1-8k",
+        messages=LONG_TASK,
+        temperature=0,
+        stream=True,
+        max_completion_tokens=3000,
+    )
     request_id = stream.response.headers["x-request-id"]
     for _, _chunk in zip(range(5), stream, strict=False):
         pass
@@ -217,10 +272,17 @@ def test_stream_disconnect_stops_generation(client: openai.OpenAI, server: Runni
 
 def test_non_stream_disconnect_stops_generation(client: openai.OpenAI, server: RunningServer):
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.base_url}/v1/chat/completions", timeout=1.0,
-                   headers={"Authorization": f"Bearer {server.api_key}"},
-                   json={"model": "moonshot-v1-8k", "messages": LONG_TASK, "temperature": 0,
-                         "max_completion_tokens": 3000})
+        httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            timeout=1.0,
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            json={
+                "model": "moonshot-v1-8k",
+                "messages": LONG_TASK,
+                "temperature": 0,
+                "max_completion_tokens": 3000,
+            },
+        )
     assert quick_request_seconds(client) < 3
 
 
@@ -253,56 +315,97 @@ def test_models_list(client: openai.OpenAI):
 
 
 def test_request_ids_on_every_response(server: RunningServer):
-    for response in [httpx.get(f"{server.base_url}/v1/models"),
-                     httpx.get(f"{server.base_url}/health")]:
+    for response in [
+        httpx.get(f"{server.base_url}/v1/models"),
+        httpx.get(f"{server.base_url}/health"),
+    ]:
         assert response.headers["x-request-id"] and response.headers["x-trace-id"]
 
 
 ESTIMATE_CASES = [
     ("moonshot-v1-8k", [{"role": "user", "content": "hi"}]),
     ("moonshot-v1-auto", QUESTION),
-    ("kimi-k2.5", [{"role": "system", "content": "You are terse."},
-                   {"role": "user", "content": "Name three colors."}]),
-    ("kimi-k2.6", [{"role": "user", "content": [{"type": "text", "text": "part one"},
-                                                 {"type": "text", "text": "part two"}]}]),
-    ("kimi-k2-0905-preview", [{"role": "user", "content": "Hello"},
-                              {"role": "assistant", "content": "Hi! How can I help?"},
-                              {"role": "user", "content": "Tell me a joke."}]),
-    ("kimi-k2-thinking", [{"role": "user", "content": "2+2?"},
-                          {"role": "assistant", "content": None, "reasoning_content": "add"},
-                          {"role": "user", "content": "and 3+3?"}]),
+    (
+        "kimi-k2.5",
+        [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Name three colors."},
+        ],
+    ),
+    (
+        "kimi-k2.6",
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "part one"},
+                    {"type": "text", "text": "part two"},
+                ],
+            }
+        ],
+    ),
+    (
+        "kimi-k2-0905-preview",
+        [
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": "Hi! How can I help?"},
+            {"role": "user", "content": "Tell me a joke."},
+        ],
+    ),
+    (
+        "kimi-k2-thinking",
+        [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": None, "reasoning_content": "add"},
+            {"role": "user", "content": "and 3+3?"},
+        ],
+    ),
     ("moonshot-v1-32k", [{"role": "user", "content": "日本の首都はどこですか？"}]),
     ("moonshot-v1-128k", [{"role": "user", "content": "emoji 🚀🌕 and code `x = 1`"}]),
     ("kimi-k2-turbo-preview", [{"role": "user", "content": "word " * 300}]),
-    ("kimi-k2-0711-preview", [{"role": "system", "content": "a"}, {"role": "system",
-                              "content": "b"}, {"role": "user", "content": "c"}]),
+    (
+        "kimi-k2-0711-preview",
+        [
+            {"role": "system", "content": "a"},
+            {"role": "system", "content": "b"},
+            {"role": "user", "content": "c"},
+        ],
+    ),
     ("moonshot-v1-8k-vision-preview", [{"role": "user", "content": "name", "name": "bob"}]),
     ("kimi-k2-thinking-turbo", [{"role": "user", "content": "  spaces  \n\n tabs\t"}]),
 ]
 
 
 @pytest.mark.parametrize(("model", "messages"), ESTIMATE_CASES)
-def test_estimate_equals_prompt_tokens(client: openai.OpenAI, server: RunningServer, model,
-                                       messages):
+def test_estimate_equals_prompt_tokens(
+    client: openai.OpenAI, server: RunningServer, model, messages
+):
     estimate = httpx.post(
         f"{server.base_url}/v1/tokenizers/estimate-token-count",
         headers={"Authorization": f"Bearer {server.api_key}"},
-        json={"model": model, "messages": messages}).json()["data"]["total_tokens"]
+        json={"model": model, "messages": messages},
+    ).json()["data"]["total_tokens"]
     completion = client.chat.completions.create(
-        model=model, messages=messages, max_completion_tokens=1)
+        model=model, messages=messages, max_completion_tokens=1
+    )
     assert estimate == completion.usage.prompt_tokens
     assert estimate > 0
 
 
 async def test_ten_concurrent_streams_while_the_loop_stays_free(
-    aclient: openai.AsyncOpenAI, server: RunningServer,
+    aclient: openai.AsyncOpenAI,
+    server: RunningServer,
 ):
     prompts = [f"Write one sentence about the number {i}." for i in range(10)]
 
     async def one(prompt: str) -> tuple[str, str | None, int]:
         stream = await aclient.chat.completions.create(
-            model="kimi-k2-turbo-preview", messages=[{"role": "user", "content": prompt}],
-            stream=True, max_completion_tokens=24, stream_options={"include_usage": True})
+            model="kimi-k2-turbo-preview",
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            max_completion_tokens=24,
+            stream_options={"include_usage": True},
+        )
         text, finish, tokens = "", None, 0
         async for chunk in stream:
             if chunk.choices:
@@ -332,3 +435,21 @@ async def test_ten_concurrent_streams_while_the_loop_stays_free(
         assert text and finish in ("stop", "length") and 0 < tokens <= 24
     assert len(latencies) >= 10
     assert max(latencies) < 0.1, sorted(latencies)[-5:]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=mutated_bodies())
+def test_fuzzed_bodies_against_the_real_server(server: RunningServer, body: dict):
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value:
+            body[field] = min(value, 4)  # keep the real model's work bounded
+    response = httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {server.api_key}"},
+    )
+    check(response)

@@ -34,8 +34,12 @@ def sse_events(text: str) -> list[object]:
 async def test_plain_completion_has_the_openai_shape_and_records_usage(platform: PlatformClient):
     response = await platform.post(
         "/v1/chat/completions",
-        json={"model": "kimi-k2-turbo-preview", "messages": USER, "prompt_cache_key": "sess-1",
-              "safety_identifier": "user-hash"},
+        json={
+            "model": "kimi-k2-turbo-preview",
+            "messages": USER,
+            "prompt_cache_key": "sess-1",
+            "safety_identifier": "user-hash",
+        },
     )
     assert response.status_code == 200
     assert response.headers["x-request-id"] == response.headers["x-trace-id"]
@@ -50,7 +54,9 @@ async def test_plain_completion_has_the_openai_shape_and_records_usage(platform:
         record = await usage_repo.by_request_id(session, response.headers["x-request-id"])
     assert record is not None
     assert (record.prompt_tokens, record.completion_tokens) == (
-        usage["prompt_tokens"], usage["completion_tokens"])
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
     assert (record.prompt_cache_key, record.safety_identifier) == ("sess-1", "user-hash")
     assert record.status == "completed"
 
@@ -58,8 +64,14 @@ async def test_plain_completion_has_the_openai_shape_and_records_usage(platform:
 async def test_stream_sends_role_deltas_finish_usage_and_done(platform: PlatformClient):
     response = await platform.post(
         "/v1/chat/completions",
-        json={"model": "moonshot-v1-8k", "messages": USER, "stream": True, "n": 2,
-              "temperature": 0.5, "stream_options": {"include_usage": True}},
+        json={
+            "model": "moonshot-v1-8k",
+            "messages": USER,
+            "stream": True,
+            "n": 2,
+            "temperature": 0.5,
+            "stream_options": {"include_usage": True},
+        },
     )
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
@@ -67,14 +79,18 @@ async def test_stream_sends_role_deltas_finish_usage_and_done(platform: Platform
     chunks = [e for e in events[:-1] if isinstance(e, dict)]
     assert all(c["object"] == "chat.completion.chunk" and "usage" in c for c in chunks)
     assert [c["choices"][0]["delta"] for c in chunks[:2]] == [
-        {"role": "assistant", "content": ""}] * 2
+        {"role": "assistant", "content": ""}
+    ] * 2
     for index in (0, 1):
         text = "".join(
             c["choices"][0]["delta"].get("content", "")
-            for c in chunks if c["choices"] and c["choices"][0]["index"] == index
+            for c in chunks
+            if c["choices"] and c["choices"][0]["index"] == index
         )
         assert text == platform.engine.reply
-    finishes = [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    finishes = [
+        c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]
+    ]
     assert [f["finish_reason"] for f in finishes] == ["stop", "stop"]
     assert "usage" not in finishes[0] and finishes[1]["usage"]["completion_tokens"] > 0
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == finishes[1]["usage"]
@@ -82,28 +98,37 @@ async def test_stream_sends_role_deltas_finish_usage_and_done(platform: Platform
 
 async def test_auto_reports_the_model_it_picked(platform: PlatformClient):
     response = await platform.post(
-        "/v1/chat/completions", json={"model": "moonshot-v1-auto", "messages": USER})
+        "/v1/chat/completions", json={"model": "moonshot-v1-auto", "messages": USER}
+    )
     assert response.json()["model"] == "moonshot-v1-8k"
 
 
 async def test_token_limit(platform: PlatformClient):
     error = assert_error(
-        await platform.post("/v1/chat/completions", json={
-            "model": "moonshot-v1-8k", "messages": USER, "max_completion_tokens": 4090}),
-        400, "invalid_request_error")
+        await platform.post(
+            "/v1/chat/completions",
+            json={"model": "moonshot-v1-8k", "messages": USER, "max_completion_tokens": 4090},
+        ),
+        400,
+        "invalid_request_error",
+    )
     assert error["message"] == "Your request exceeded model token limit: 4096"
     long_prompt = [{"role": "user", "content": "x" * 5000}]
     error = assert_error(
-        await platform.post("/v1/chat/completions",
-                            json={"model": "moonshot-v1-8k", "messages": long_prompt}),
-        400, "invalid_request_error")
+        await platform.post(
+            "/v1/chat/completions", json={"model": "moonshot-v1-8k", "messages": long_prompt}
+        ),
+        400,
+        "invalid_request_error",
+    )
     assert error["message"] == "Your request exceeded model token limit: 4096"
 
 
 async def test_default_max_tokens_shrinks_to_the_room_left(platform: PlatformClient):
     prompt = [{"role": "user", "content": "x" * 3500}]
     response = await platform.post(
-        "/v1/chat/completions", json={"model": "moonshot-v1-8k", "messages": prompt})
+        "/v1/chat/completions", json={"model": "moonshot-v1-8k", "messages": prompt}
+    )
     assert response.status_code == 200
     sent = platform.engine.requests[-1]
     assert len(sent.prompt_tokens) + sent.max_tokens == 4096
@@ -111,8 +136,9 @@ async def test_default_max_tokens_shrinks_to_the_room_left(platform: PlatformCli
 
 async def test_max_tokens_deprecated_alias_and_length(platform: PlatformClient):
     response = await platform.post(
-        "/v1/chat/completions", json={"model": "kimi-k2-0711-preview", "messages": USER,
-                                      "max_tokens": 3})
+        "/v1/chat/completions",
+        json={"model": "kimi-k2-0711-preview", "messages": USER, "max_tokens": 3},
+    )
     body = response.json()
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] == 3
@@ -120,38 +146,61 @@ async def test_max_tokens_deprecated_alias_and_length(platform: PlatformClient):
 
 @pytest.mark.parametrize(
     ("headers", "code"),
-    [({}, "missing_api_key"), ({"Authorization": "Bearer sk-wrong"}, "invalid_api_key"),
-     ({"Authorization": "Basic abc"}, "missing_api_key")],
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer sk-wrong"}, "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "missing_api_key"),
+    ],
 )
 async def test_401_without_a_valid_key(platform: PlatformClient, headers, code):
-    for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
-                         ("POST", "/v1/tokenizers/estimate-token-count")]:
+    for method, path in [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/tokenizers/estimate-token-count"),
+    ]:
         response = await platform.http.request(method, path, headers=headers, json={})
         error = assert_error(response, 401, "invalid_authentication_error")
         assert error["code"] == code
 
 
 async def test_unknown_model_and_route_are_404(platform: PlatformClient):
-    assert_error(await platform.post("/v1/chat/completions",
-                                     json={"model": "gpt-4o", "messages": USER}),
-                 404, "resource_not_found_error", "model")
-    assert_error(await platform.post("/v1/tokenizers/estimate-token-count",
-                                     json={"model": "gpt-4o", "messages": USER}),
-                 404, "resource_not_found_error", "model")
+    assert_error(
+        await platform.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER}),
+        404,
+        "resource_not_found_error",
+        "model",
+    )
+    assert_error(
+        await platform.post(
+            "/v1/tokenizers/estimate-token-count", json={"model": "gpt-4o", "messages": USER}
+        ),
+        404,
+        "resource_not_found_error",
+        "model",
+    )
     assert_error(await platform.get("/v1/nothing-here"), 404, "resource_not_found_error")
-    assert_error(await platform.http.delete("/v1/models", headers=platform.headers()),
-                 405, "invalid_request_error")
+    assert_error(
+        await platform.http.delete("/v1/models", headers=platform.headers()),
+        405,
+        "invalid_request_error",
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"model": "kimi-k2.5", "messages": [{"role": "user", "content": ""}]},
-         "messages[0].content"),
-        ({"model": "kimi-k2.5", "messages": [{"role": "user", "content": []}]},
-         "messages[0].content"),
-        ({"model": "kimi-k2.5", "messages": [{"role": "robot", "content": "x"}]},
-         "messages[0].role"),
+        (
+            {"model": "kimi-k2.5", "messages": [{"role": "user", "content": ""}]},
+            "messages[0].content",
+        ),
+        (
+            {"model": "kimi-k2.5", "messages": [{"role": "user", "content": []}]},
+            "messages[0].content",
+        ),
+        (
+            {"model": "kimi-k2.5", "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+        ),
         ({"model": "kimi-k2.5", "messages": []}, "messages"),
         ({"model": "kimi-k2.5"}, "messages"),
         ({"messages": USER}, "model"),
@@ -160,12 +209,18 @@ async def test_unknown_model_and_route_are_404(platform: PlatformClient):
         ({"model": "kimi-k2.5", "messages": USER, "stop": ["a", "b", "c", "d", "e", "f"]}, "stop"),
         ({"model": "kimi-k2.5", "messages": USER, "stop": "x" * 33}, "stop"),
         ({"model": "kimi-k2.5", "messages": USER, "thinking": {"type": "maybe"}}, "thinking.type"),
-        ({"model": "kimi-k2.5", "messages": USER, "thinking": {"type": "enabled", "x": 1}},
-         "thinking.x"),
-        ({"model": "kimi-k2.5", "messages": USER, "response_format": {"type": "yaml"}},
-         "response_format.type"),
-        ({"model": "kimi-k2.5", "messages": USER, "max_completion_tokens": 0},
-         "max_completion_tokens"),
+        (
+            {"model": "kimi-k2.5", "messages": USER, "thinking": {"type": "enabled", "x": 1}},
+            "thinking.x",
+        ),
+        (
+            {"model": "kimi-k2.5", "messages": USER, "response_format": {"type": "yaml"}},
+            "response_format.type",
+        ),
+        (
+            {"model": "kimi-k2.5", "messages": USER, "max_completion_tokens": 0},
+            "max_completion_tokens",
+        ),
     ],
 )
 async def test_bad_requests_name_the_parameter(platform: PlatformClient, body, param):
@@ -174,41 +229,68 @@ async def test_bad_requests_name_the_parameter(platform: PlatformClient, body, p
 
 
 async def test_media_parts_are_refused_on_a_text_only_engine(platform: PlatformClient):
-    body = {"model": "kimi-k2.5", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
-    error = assert_error(await platform.post("/v1/chat/completions", json=body), 400,
-                         "invalid_request_error", "messages[0].content[1]")
+    body = {
+        "model": "kimi-k2.5",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                ],
+            }
+        ],
+    }
+    error = assert_error(
+        await platform.post("/v1/chat/completions", json=body),
+        400,
+        "invalid_request_error",
+        "messages[0].content[1]",
+    )
     assert "supports_image_in" in error["message"]
 
 
 async def test_malformed_json_and_non_objects(platform: PlatformClient):
     for raw in [b"{", b"[]", b"null", b"42", b'"text"', b"", b"\xff\xfe"]:
         response = await platform.http.post(
-            "/v1/chat/completions", content=raw,
-            headers={**platform.headers(), "content-type": "application/json"})
+            "/v1/chat/completions",
+            content=raw,
+            headers={**platform.headers(), "content-type": "application/json"},
+        )
         assert_error(response, 400, "invalid_request_error")
 
 
 async def test_unknown_fields_are_ignored_and_json_is_read_without_a_content_type(
     platform: PlatformClient,
 ):
-    body = json.dumps({"model": "kimi-k2.5", "messages": USER, "reasoning_effort": "high",
-                       "vendor_thing": {"a": 1}})
+    body = json.dumps(
+        {
+            "model": "kimi-k2.5",
+            "messages": USER,
+            "reasoning_effort": "high",
+            "vendor_thing": {"a": 1},
+        }
+    )
     response = await platform.http.post(
-        "/v1/chat/completions", content=body,
-        headers={**platform.headers(), "content-type": "application/x-www-form-urlencoded"})
+        "/v1/chat/completions",
+        content=body,
+        headers={**platform.headers(), "content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200, response.text
 
 
 async def test_assistant_turns_with_reasoning_and_no_content_are_accepted(
     platform: PlatformClient,
 ):
-    messages = [*USER, {"role": "assistant", "reasoning_content": "thought"},
-                {"role": "assistant", "content": None, "reasoning_content": "more"},
-                {"role": "user", "content": [{"type": "text", "text": "again"}]}]
-    response = await platform.post("/v1/chat/completions",
-                                   json={"model": "kimi-k2-thinking", "messages": messages})
+    messages = [
+        *USER,
+        {"role": "assistant", "reasoning_content": "thought"},
+        {"role": "assistant", "content": None, "reasoning_content": "more"},
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
+    ]
+    response = await platform.post(
+        "/v1/chat/completions", json={"model": "kimi-k2-thinking", "messages": messages}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -216,8 +298,16 @@ async def test_models_list_reports_what_is_served(platform: PlatformClient):
     body = (await platform.get("/v1/models")).json()
     assert body["object"] == "list" and len(body["data"]) == 14
     for card in body["data"]:
-        assert set(card) == {"id", "object", "created", "owned_by", "context_length",
-                             "supports_image_in", "supports_video_in", "supports_reasoning"}
+        assert set(card) == {
+            "id",
+            "object",
+            "created",
+            "owned_by",
+            "context_length",
+            "supports_image_in",
+            "supports_video_in",
+            "supports_reasoning",
+        }
         # the scripted engine has a 4096 context and no media input
         assert card["context_length"] == 4096
         assert not card["supports_image_in"] and not card["supports_video_in"]
@@ -227,8 +317,12 @@ async def test_models_list_reports_what_is_served(platform: PlatformClient):
 
 async def test_estimate_matches_prompt_tokens(platform: PlatformClient):
     messages = [{"role": "system", "content": "be brief"}, *USER]
-    estimate = await platform.post("/v1/tokenizers/estimate-token-count",
-                                   json={"model": "kimi-k2.5", "messages": messages})
-    completion = await platform.post("/v1/chat/completions",
-                                     json={"model": "kimi-k2.5", "messages": messages})
-    assert estimate.json() == {"data": {"total_tokens": completion.json()["usage"]["prompt_tokens"]}}
+    estimate = await platform.post(
+        "/v1/tokenizers/estimate-token-count", json={"model": "kimi-k2.5", "messages": messages}
+    )
+    completion = await platform.post(
+        "/v1/chat/completions", json={"model": "kimi-k2.5", "messages": messages}
+    )
+    assert estimate.json() == {
+        "data": {"total_tokens": completion.json()["usage"]["prompt_tokens"]}
+    }

@@ -57,7 +57,13 @@ def test_fixed_families_use_their_fixed_sampling(family):
 @pytest.mark.parametrize("family", [KIMI_K2_5, KIMI_K2_6])
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("top_p", 0.9), ("n", 2), ("presence_penalty", 0.5), ("frequency_penalty", 1), ("temperature", 1.1)],
+    [
+        ("top_p", 0.9),
+        ("n", 2),
+        ("presence_penalty", 0.5),
+        ("frequency_penalty", 1),
+        ("temperature", 1.1),
+    ],
 )
 def test_fixed_families_refuse_other_values(family, field, value):
     with pytest.raises(BadRequestError) as caught:

@@ -1,3 +1,5 @@
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,7 +51,7 @@ def test_flush_releases_a_partial_stop_at_the_end():
 )
 def test_streaming_equals_cutting_the_whole_text(text, cuts, stops):
     bounds = sorted({c for c in cuts if c <= len(text)} | {0, len(text)})
-    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
     out, stopped = stream(pieces, tuple(stops))
     assert "".join(out) == reference(text, tuple(stops))
     assert stopped == any(s in text for s in stops)

@@ -16,7 +16,7 @@ import os
 import queue
 import random
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +106,7 @@ class LlamaCppEngine:
             tokens.insert(0, self._bos)
         return tuple(tokens)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         job = _Job(request, asyncio.get_running_loop())
         try:
             self._jobs.put_nowait(job)
