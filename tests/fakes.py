@@ -23,6 +23,7 @@ from moonbase.engines.base import (
     TextDelta,
 )
 from moonbase.engines.stop import StopMatcher
+from moonbase.errors import EngineOverloadedError
 
 
 class ScriptedEngine:
@@ -31,6 +32,7 @@ class ScriptedEngine:
         self._capabilities = EngineCapabilities(context_length=context, model_name="scripted")
         self.requests: list[GenerationRequest] = []
         self.closed = False
+        self.overloaded = False  # set to refuse every request as a full queue would
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -41,6 +43,8 @@ class ScriptedEngine:
         return tuple(ord(c) for c in text)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
+        if self.overloaded:
+            raise EngineOverloadedError("The engine is overloaded", headers={"retry-after": "1"})
         self.requests.append(request)
         yield PromptProcessed(len(request.prompt_tokens), 0)
         for index in range(request.n):

@@ -16,14 +16,23 @@ T = TypeVar("T")
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None:
-    """Await ``work``; if the client disconnects first, cancel it and return None."""
+    """Await ``work``; if the client disconnects first, cancel it and return None.
+
+    An error raised by ``work`` propagates as itself (not wrapped in the task
+    group's ExceptionGroup), so the error handlers still see a MoonbaseError.
+    """
     result: list[T] = []
+    failure: list[Exception] = []
 
     async with anyio.create_task_group() as group:
 
         async def run() -> None:
-            result.append(await work)
-            group.cancel_scope.cancel()
+            try:
+                result.append(await work)
+            except Exception as exc:
+                failure.append(exc)
+            finally:
+                group.cancel_scope.cancel()
 
         async def watch() -> None:
             while (await request.receive())["type"] != "http.disconnect":
@@ -32,4 +41,6 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None
 
         group.start_soon(run)
         group.start_soon(watch)
+    if failure:
+        raise failure[0]
     return result[0] if result else None

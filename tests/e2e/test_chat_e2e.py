@@ -287,7 +287,9 @@ def test_non_stream_disconnect_stops_generation(client: openai.OpenAI, server: R
 
 
 def test_401s(server: RunningServer):
-    for key in ["sk-" + "x" * 48, server.api_key[:-1] + "Q"]:
+    last = server.api_key[-1]
+    tampered = server.api_key[:-1] + ("A" if last != "A" else "B")
+    for key in ["sk-" + "x" * 48, tampered, server.api_key.swapcase()]:
         bad = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
         with pytest.raises(openai.AuthenticationError) as caught:
             bad.models.list()

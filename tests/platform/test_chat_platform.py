@@ -326,3 +326,15 @@ async def test_estimate_matches_prompt_tokens(platform: PlatformClient):
     assert estimate.json() == {
         "data": {"total_tokens": completion.json()["usage"]["prompt_tokens"]}
     }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_overloaded_engine_is_a_429_even_for_streams(platform: PlatformClient, stream):
+    platform.engine.overloaded = True
+    response = await platform.post(
+        "/v1/chat/completions", json={"model": "kimi-k2.5", "messages": USER, "stream": stream}
+    )
+    assert_error(response, 429, "engine_overloaded_error")
+    assert response.headers["retry-after"] == "1"
+    async with platform.db.transaction() as session:
+        assert await usage_repo.by_request_id(session, response.headers["x-request-id"]) is None

@@ -200,7 +200,7 @@ class LlamaCppEngine:
                     cached = None
                 if job.cancelled.is_set():
                     return None
-                if llama_cpp.llama_token_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 produced += 1
