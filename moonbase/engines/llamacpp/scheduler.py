@@ -1,0 +1,468 @@
+"""Continuous batching over one llama.cpp context, run by one thread.
+
+Every step builds one ``llama_decode`` batch: the next token of every
+generating sequence, plus a bounded chunk of prompt tokens from sequences
+still reading their prompt (so a long prompt never stalls running streams).
+New requests join at the next step; finished or abandoned ones leave.
+
+Each of the ``slots`` sequences keeps the KV cells of what it last held. A new
+request takes the free slot holding the longest common prefix of its prompt
+(preferring the slot last used with the same ``prompt_cache_key``) and decodes
+only the rest. ``n`` choices decode the prompt once on a lead slot and copy
+its KV to the other choices' slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+
+from moonbase.engines.base import (
+    ChoiceFinished,
+    FinishReason,
+    GenerationRequest,
+    PromptProcessed,
+    TextDelta,
+)
+from moonbase.engines.llamacpp.sampler import PieceTable, SamplerChain
+from moonbase.engines.stop import StopMatcher, Utf8Stream
+from moonbase.errors import EngineOverloadedError
+
+log = logging.getLogger(__name__)
+
+END = object()  # the last item a job's event queue receives
+
+
+@dataclass
+class Job:
+    """A request crossing from the event loop to the scheduler thread."""
+
+    request: GenerationRequest
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    cached_tokens: int = 0  # prompt tokens found in a slot's KV cache
+
+    def emit(self, item: object) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self.cancelled.set()
+
+    @property
+    def kv_need(self) -> int:
+        """KV cells the job may fill: the shared prompt plus each choice's output."""
+        return len(self.request.prompt_tokens) + self.request.n * self.request.max_tokens
+
+
+@dataclass
+class Slot:
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)  # what its KV cells hold, from position 0
+    cache_key: str | None = None
+    last_used: int = 0
+    busy: bool = False
+
+
+@dataclass
+class Sequence:
+    """One choice of one job, decoding on one slot."""
+
+    job: Job
+    index: int
+    slot: Slot
+    sampler: SamplerChain
+    pending: list[int] = field(default_factory=list)  # prompt tokens still to decode
+    followers: list[Sequence] = field(default_factory=list)  # choices waiting on our prompt
+    next_token: int | None = None  # sampled, not yet decoded
+    produced: int = 0
+    matcher: StopMatcher = field(default_factory=lambda: StopMatcher(()))
+    utf8: Utf8Stream = field(default_factory=Utf8Stream)
+
+
+@dataclass
+class _JobState:
+    job: Job
+    sequences: list[Sequence]
+    open_choices: int
+    next_choice: int  # choices beyond the free slots start as earlier ones finish
+    prompt_reported: bool = False
+
+
+class Inbox:
+    """The bounded line of jobs waiting for the scheduler.
+
+    A job stays in the line until it is admitted, so the bound is exactly the
+    number of requests waiting.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._jobs: deque[Job] = deque()
+        self._limit = limit
+        self._ready = threading.Condition()
+
+    def put(self, job: Job) -> None:
+        with self._ready:
+            if len(self._jobs) >= self._limit:
+                raise EngineOverloadedError(
+                    "The engine is overloaded, please try again later",
+                    headers={"retry-after": "1"},
+                )
+            self._jobs.append(job)
+            self._ready.notify()
+
+    def head(self) -> Job | None:
+        with self._ready:
+            return self._jobs[0] if self._jobs else None
+
+    def pop_head(self) -> None:
+        with self._ready:
+            self._jobs.popleft()
+
+    def wait(self, timeout: float) -> None:
+        with self._ready:
+            if not self._jobs:
+                self._ready.wait(timeout)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+
+def _common_prefix(a: list[int], b: tuple[int, ...]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Scheduler:
+    def __init__(
+        self,
+        ctx: Any,
+        vocab: Any,
+        n_vocab: int,
+        *,
+        slots: int,
+        n_ctx: int,
+        n_batch: int,
+        prefill_chunk: int,
+        max_queued: int,
+    ) -> None:
+        self._ctx = ctx
+        self._memory = llama_cpp.llama_get_memory(ctx)
+        self._vocab = vocab
+        self._n_vocab = n_vocab
+        self._n_ctx = n_ctx
+        self._n_batch = n_batch
+        self._prefill_chunk = prefill_chunk
+        self._pieces = PieceTable(vocab)
+        self._slots = [Slot(seq_id) for seq_id in range(slots)]
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.inbox = Inbox(max_queued)
+        self._active: dict[int, _JobState] = {}  # id(job) -> state
+        self._step_no = 0
+        self._prompt_tokens_decoded = 0  # for tests and /health: what prefill really cost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="llamacpp-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- called from the event loop --------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self.inbox.put(job)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "queued": len(self.inbox),
+            "active_sequences": sum(slot.busy for slot in self._slots),
+            "slots": len(self._slots),
+            "prompt_tokens_decoded": self._prompt_tokens_decoded,
+        }
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        llama_cpp.llama_batch_free(self._batch)
+
+    # -- the scheduler thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._active:
+                    self.inbox.wait(timeout=0.2)
+                self._drop_cancelled()
+                self._admit()
+                self._step()
+            except Exception as exc:  # a bug or a llama.cpp failure: fail the work, keep serving
+                log.exception("embedded engine step failed")
+                for state in list(self._active.values()):
+                    state.job.emit(exc)
+                    self._finish_job(state)
+        for state in list(self._active.values()):
+            self._finish_job(state)
+
+    def _drop_cancelled(self) -> None:
+        for state in list(self._active.values()):
+            if state.job.cancelled.is_set():
+                self._finish_job(state)
+
+    def _admit(self) -> None:
+        while (job := self.inbox.head()) is not None:
+            if job.cancelled.is_set():
+                self.inbox.pop_head()
+                job.emit(END)
+                continue
+            free = [slot for slot in self._slots if not slot.busy]
+            n = job.request.n
+            reserved = sum(s.job.kv_need for s in self._active.values())
+            if len(free) < min(n, len(self._slots)) or (
+                self._active and reserved + job.kv_need > self._n_ctx
+            ):
+                return  # wait for running work to leave
+            self.inbox.pop_head()
+            self._start(job, free, reserved)
+
+    def _start(self, job: Job, free: list[Slot], reserved: int) -> None:
+        request = job.request
+        prompt = request.prompt_tokens
+        lead = max(
+            free,
+            key=lambda s: (
+                _common_prefix(s.tokens, prompt) > 0 and s.cache_key == request.cache_key,
+                _common_prefix(s.tokens, prompt),
+                -s.last_used,
+            ),
+        )
+        others = sorted((s for s in free if s is not lead), key=lambda s: len(s.tokens))
+        chosen = [lead, *others[: request.n - 1]]  # fewer than n when n > slots
+        self._evict_for(job.kv_need + reserved, keep=lead)
+        # Keep at least one prompt token to decode: its logits start the reply.
+        reuse = min(_common_prefix(lead.tokens, prompt), len(prompt) - 1)
+        llama_cpp.llama_memory_seq_rm(self._memory, lead.seq_id, reuse, -1)
+        del lead.tokens[reuse:]
+        sequences = []
+        for index, slot in enumerate(chosen):
+            if slot is not lead:
+                llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, 0, -1)
+                slot.tokens.clear()
+            slot.busy, slot.cache_key = True, request.cache_key
+            seed = None if request.sampling.seed is None else request.sampling.seed + index
+            sequences.append(
+                Sequence(
+                    job=job,
+                    index=index,
+                    slot=slot,
+                    sampler=SamplerChain(request.sampling, self._n_vocab, seed),
+                    matcher=StopMatcher(request.stop),
+                )
+            )
+        sequences[0].pending = list(prompt[reuse:])
+        sequences[0].followers = sequences[1:]
+        job.cached_tokens = reuse
+        self._active[id(job)] = _JobState(
+            job, sequences, open_choices=request.n, next_choice=len(sequences)
+        )
+
+    def _evict_for(self, needed: int, keep: Slot) -> None:
+        """Drop idle slots' cached prefixes (oldest first) until ``needed`` cells fit."""
+        idle = sorted(
+            (s for s in self._slots if not s.busy and s is not keep and s.tokens),
+            key=lambda s: s.last_used,
+        )
+        cached = sum(len(s.tokens) for s in self._slots if not s.busy)
+        for slot in idle:
+            if cached + needed <= self._n_ctx:
+                return
+            cached -= len(slot.tokens)
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, 0, -1)
+            slot.tokens.clear()
+
+    def _step(self) -> None:
+        generating = [
+            seq
+            for state in self._active.values()
+            for seq in state.sequences
+            if seq.next_token is not None
+        ]
+        prefilling = [
+            seq for state in self._active.values() for seq in state.sequences if seq.pending
+        ]
+        batch = self._batch
+        rows: list[tuple[int, Sequence, bool]] = []  # (batch row, sequence, ends its prompt)
+        added: list[tuple[Sequence, list[int]]] = []
+        n = 0
+        for seq in generating:
+            token = seq.next_token
+            assert token is not None
+            self._put(n, token, len(seq.slot.tokens), seq.slot.seq_id, logits=True)
+            rows.append((n, seq, False))
+            added.append((seq, [token]))
+            n += 1
+        budget = self._n_batch - n
+        if generating:
+            budget = min(budget, self._prefill_chunk)
+        for seq in prefilling:
+            if budget <= 0:
+                break
+            chunk = seq.pending[:budget]
+            ends = len(chunk) == len(seq.pending)
+            base = len(seq.slot.tokens)
+            for offset, token in enumerate(chunk):
+                last = ends and offset == len(chunk) - 1
+                self._put(n, token, base + offset, seq.slot.seq_id, logits=last)
+                if last:
+                    rows.append((n, seq, True))
+                n += 1
+            added.append((seq, chunk))
+            budget -= len(chunk)
+            self._prompt_tokens_decoded += len(chunk)
+        if n == 0:
+            return
+        batch.n_tokens = n
+        result = llama_cpp.llama_decode(self._ctx, batch)
+        if result != 0:
+            self._decode_failed(result, added)
+            return
+        self._step_no += 1
+        for seq, tokens in added:
+            seq.slot.tokens.extend(tokens)
+            if seq.next_token is not None and tokens == [seq.next_token]:
+                seq.next_token = None
+            else:
+                del seq.pending[: len(tokens)]
+        for row, seq, ends_prompt in rows:
+            if ends_prompt:
+                self._prompt_done(seq)
+                for follower in seq.followers:
+                    self._accept(follower, follower.sampler.sample(self._ctx, row))
+            self._accept(seq, seq.sampler.sample(self._ctx, row))
+
+    def _put(self, row: int, token: int, pos: int, seq_id: int, *, logits: bool) -> None:
+        batch = self._batch
+        batch.token[row] = token
+        batch.pos[row] = pos
+        batch.n_seq_id[row] = 1
+        batch.seq_id[row][0] = seq_id
+        batch.logits[row] = logits
+
+    def _prompt_done(self, lead: Sequence) -> None:
+        job = lead.job
+        state = self._active[id(job)]
+        if not state.prompt_reported:
+            state.prompt_reported = True
+            job.emit(PromptProcessed(len(job.request.prompt_tokens), job.cached_tokens))
+        for follower in lead.followers:
+            llama_cpp.llama_memory_seq_cp(
+                self._memory, lead.slot.seq_id, follower.slot.seq_id, 0, -1
+            )
+            follower.slot.tokens = list(lead.slot.tokens)
+
+    def _accept(self, seq: Sequence, token: int) -> None:
+        """Take one sampled token: stream its text, or end the choice."""
+        job = seq.job
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self._end_choice(seq, "stop")
+            return
+        seq.produced += 1
+        text = seq.matcher.feed(seq.utf8.decode(self._pieces(token)))
+        if text:
+            job.emit(TextDelta(seq.index, text))
+        if seq.matcher.stopped:
+            self._end_choice(seq, "stop")
+        elif seq.produced >= job.request.max_tokens:
+            self._end_choice(seq, "length")
+        else:
+            seq.next_token = token
+
+    def _end_choice(self, seq: Sequence, reason: FinishReason) -> None:
+        tail = seq.matcher.feed(seq.utf8.flush()) + seq.matcher.flush()
+        if tail:
+            seq.job.emit(TextDelta(seq.index, tail))
+        seq.job.emit(ChoiceFinished(seq.index, reason, seq.produced))
+        seq.next_token = None
+        self._release(seq)
+        state = self._active.get(id(seq.job))
+        if state is None:
+            return
+        state.open_choices -= 1
+        if state.open_choices == 0:
+            self._finish_job(state)
+        elif state.next_choice < seq.job.request.n:
+            self._restart_on(seq.slot, state)
+
+    def _restart_on(self, slot: Slot, state: _JobState) -> None:
+        """Start the next choice on a slot that holds the prompt: re-decode its last token."""
+        request = state.job.request
+        keep = len(request.prompt_tokens) - 1
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1)
+        del slot.tokens[keep:]
+        index = state.next_choice
+        state.next_choice += 1
+        seed = None if request.sampling.seed is None else request.sampling.seed + index
+        slot.busy = True
+        seq = Sequence(
+            job=state.job,
+            index=index,
+            slot=slot,
+            sampler=SamplerChain(request.sampling, self._n_vocab, seed),
+            matcher=StopMatcher(request.stop),
+            pending=[request.prompt_tokens[-1]],
+        )
+        state.sequences.append(seq)
+
+    def _release(self, seq: Sequence) -> None:
+        seq.sampler.close()
+        seq.slot.busy = False
+        seq.slot.last_used = self._step_no
+
+    def _finish_job(self, state: _JobState) -> None:
+        for seq in state.sequences:
+            if seq.slot.busy:
+                self._release(seq)
+        self._active.pop(id(state.job), None)
+        state.job.emit(END)
+
+    def _decode_failed(self, result: int, added: list[tuple[Sequence, list[int]]]) -> None:
+        """No room in the KV cache (1), or a hard failure (anything else)."""
+        # Undo whatever part of the batch reached the cache: a slot holds what it recorded.
+        for seq, _ in added:
+            llama_cpp.llama_memory_seq_rm(self._memory, seq.slot.seq_id, len(seq.slot.tokens), -1)
+        if result == 1:
+            if self._drop_idle_caches():
+                return  # the next step retries with the room made
+            # Still no room: give the newest job up; the others finish and free cells.
+            newest = list(self._active.values())[-1]
+            newest.job.emit(
+                EngineOverloadedError(
+                    "The engine ran out of KV cache space, please try again later",
+                    headers={"retry-after": "1"},
+                )
+            )
+            self._finish_job(newest)
+            return
+        error = RuntimeError(f"llama_decode failed with status {result}")
+        for state in list(self._active.values()):
+            state.job.emit(error)
+            self._finish_job(state)
+
+    def _drop_idle_caches(self) -> bool:
+        dropped = False
+        for slot in self._slots:
+            if not slot.busy and slot.tokens:
+                llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, 0, -1)
+                slot.tokens.clear()
+                dropped = True
+        return dropped
