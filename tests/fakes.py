@@ -58,7 +58,7 @@ class ScriptedEngine:
                 produced += 1
                 await asyncio.sleep(0)
                 if text := matcher.feed(char):
-                    yield TextDelta(index, text)
+                    yield TextDelta(index, text, 1)
                 if matcher.stopped:
                     break
             if tail := matcher.flush():

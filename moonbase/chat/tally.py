@@ -31,6 +31,9 @@ class Tally:
             self.cached_tokens = event.cached_tokens
         elif isinstance(event, TextDelta):
             self.texts.setdefault(event.index, []).append(event.text)
+            self.completion_tokens[event.index] = (
+                self.completion_tokens.get(event.index, 0) + event.tokens
+            )
         elif isinstance(event, ChoiceFinished):
             self.finish_reasons[event.index] = event.finish_reason
             self.completion_tokens[event.index] = event.completion_tokens

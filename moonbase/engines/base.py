@@ -57,6 +57,9 @@ class PromptProcessed:
 class TextDelta:
     index: int
     text: str
+    # Completion tokens produced since the previous delta of this choice, so
+    # that a consumer who stops early still knows what was generated (billing).
+    tokens: int = 0
 
 
 @dataclass(frozen=True)

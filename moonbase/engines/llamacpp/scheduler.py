@@ -82,6 +82,7 @@ class Sequence:
     followers: list[Sequence] = field(default_factory=list)  # choices waiting on our prompt
     next_token: int | None = None  # sampled, not yet decoded
     produced: int = 0
+    unreported: int = 0  # tokens produced since the last TextDelta
     matcher: StopMatcher = field(default_factory=lambda: StopMatcher(()))
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
 
@@ -377,9 +378,11 @@ class Scheduler:
             self._end_choice(seq, "stop")
             return
         seq.produced += 1
+        seq.unreported += 1
         text = seq.matcher.feed(seq.utf8.decode(self._pieces(token)))
         if text:
-            job.emit(TextDelta(seq.index, text))
+            job.emit(TextDelta(seq.index, text, seq.unreported))
+            seq.unreported = 0
         if seq.matcher.stopped:
             self._end_choice(seq, "stop")
         elif seq.produced >= job.request.max_tokens:
@@ -390,7 +393,8 @@ class Scheduler:
     def _end_choice(self, seq: Sequence, reason: FinishReason) -> None:
         tail = seq.matcher.feed(seq.utf8.flush()) + seq.matcher.flush()
         if tail:
-            seq.job.emit(TextDelta(seq.index, tail))
+            seq.job.emit(TextDelta(seq.index, tail, seq.unreported))
+            seq.unreported = 0
         seq.job.emit(ChoiceFinished(seq.index, reason, seq.produced))
         seq.next_token = None
         self._release(seq)
