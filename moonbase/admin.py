@@ -7,8 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from moonbase.billing.money import to_micro
+from moonbase.settings import BillingSettings
 from moonbase.store.database import Database
-from moonbase.store.repositories import accounts, api_keys
+from moonbase.store.repositories import accounts, api_keys, ledger
 from moonbase.store.repositories.api_keys import IssuedKey
 
 DEFAULT_ACCOUNT = "default"
@@ -24,14 +26,29 @@ class KeyListing:
     revoked_at: datetime | None
 
 
-async def bootstrap(db: Database) -> IssuedKey | None:
-    """On an empty store, create the first account and key; None if one exists."""
+async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
+    """On an empty store, create the owner's account and key; None if one exists.
+
+    The owner starts with a voucher and a tier (both configurable) so that a
+    newcomer can use the API at once.
+    """
     await db.migrate()
     try:
         async with db.transaction() as session:
             if await accounts.count(session) > 0:
                 return None
             account = await accounts.create(session, DEFAULT_ACCOUNT)
+            account.tier_override = billing.owner_tier
+            voucher = to_micro(billing.owner_voucher_yuan)
+            if voucher:
+                await ledger.apply(
+                    session,
+                    account,
+                    kind="voucher",
+                    cash_micro=0,
+                    voucher_micro=voucher,
+                    reason="owner's starting voucher",
+                )
             return await api_keys.create(session, account.id, name="first key")
     except IntegrityError:  # another replica bootstrapped at the same moment
         return None

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from moonbase.api import chat, models, tokenizers
+from moonbase.api import balance, chat, models, tokenizers
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
+from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.engines.base import Engine
 from moonbase.registry import ModelRegistry
@@ -50,11 +51,13 @@ def create_app(
                 owned[name] = await asyncio.to_thread(start_engine, name, engine_settings)
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
+        billing = BillingService(database, settings.billing)
         app.state.services = Services(
             settings=settings,
             db=database,
             registry=registry,
-            chat=ChatService(registry, database, settings.default_max_completion_tokens),
+            billing=billing,
+            chat=ChatService(registry, billing, settings.default_max_completion_tokens),
         )
         try:
             yield
@@ -73,7 +76,7 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
-    for module in (models, chat, tokenizers):
+    for module in (models, chat, tokenizers, balance):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)

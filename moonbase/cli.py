@@ -54,7 +54,7 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    issued = _with_db(settings, admin.bootstrap)
+    issued = _with_db(settings, lambda db: admin.bootstrap(db, settings.billing))
     if issued is not None:
         typer.secho(
             "\nCreated the first account and its API key (shown only this once):\n\n"

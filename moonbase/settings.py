@@ -7,6 +7,7 @@ environment, e.g. ``MOONBASE_ENGINES__EMBEDDED__N_CTX=4096``.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from moonbase.billing.pricing import Price
 from moonbase.catalog import SPECS_BY_ID
 
 EMBEDDED_ENGINE = "embedded"
@@ -52,6 +54,21 @@ class ModelSettings(BaseModel):
     enabled: bool = True
 
 
+class BillingSettings(BaseModel):
+    # Off: nothing is debited and no balance is required (a single-user
+    # deployment); usage and its cost are still recorded.
+    charging: bool = True
+    rate_limits: bool = True
+    # The first account `moonbase serve` creates gets this voucher and tier,
+    # so a newcomer can use the API at once.
+    owner_voucher_yuan: Decimal = Field(default=Decimal("100"), ge=0)
+    owner_tier: int = Field(default=5, ge=0, le=5)
+    # Batch requests are charged at this fraction of the list price.
+    batch_discount: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    # Per-model overrides of the default price table (CNY per 1M tokens).
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -70,6 +87,9 @@ class Settings(BaseSettings):
     )
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     default_max_completion_tokens: int = Field(1024, ge=1)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+    # Bearer token of the admin API (/admin/...); unset: the admin API is off.
+    admin_token: str | None = None
 
     @field_validator("models")
     @classmethod

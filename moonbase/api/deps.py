@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
 from moonbase.registry import ModelRegistry
@@ -23,6 +24,7 @@ class Services:
     settings: Settings
     db: Database
     registry: ModelRegistry
+    billing: BillingService
     chat: ChatService
 
 

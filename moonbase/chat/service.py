@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.chunks import ChunkFactory
 from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_turns
@@ -40,7 +41,6 @@ from moonbase.schemas.chat import (
     Choice,
     Message,
 )
-from moonbase.store.database import Database
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
 
@@ -58,9 +58,11 @@ class PreparedChat:
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, db: Database, default_max_tokens: int) -> None:
+    def __init__(
+        self, registry: ModelRegistry, billing: BillingService, default_max_tokens: int
+    ) -> None:
         self._registry = registry
-        self._db = db
+        self._billing = billing
         self._default_max_tokens = default_max_tokens
 
     async def count_prompt_tokens(self, model_id: str, messages: list[Message]) -> int:
@@ -106,12 +108,13 @@ class ChatService:
 
     async def complete(self, chat: PreparedChat, caller: KeyOwner) -> ChatCompletion:
         tally = Tally(chat.generation.n)
+        ticket = await self._admit(chat, caller)
         try:
             async with aclosing(chat.engine.generate(chat.generation)) as events:
                 async for event in events:
                     tally.add(event)
         finally:
-            await self._record(chat, caller, tally)
+            await self._settle(chat, ticket, tally)
         return ChatCompletion(
             id=chat.completion_id,
             created=chat.created,
@@ -132,6 +135,7 @@ class ChatService:
     ) -> AsyncGenerator[dict[str, Any], None]:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
+        ticket = await self._admit(chat, caller)
         try:
             async with aclosing(chat.engine.generate(chat.generation)) as events:
                 async for event in events:
@@ -151,7 +155,12 @@ class ChatService:
             if chat.include_usage:
                 yield chunks.usage(tally.usage())
         finally:
-            await self._record(chat, caller, tally)
+            await self._settle(chat, ticket, tally)
+
+    async def _admit(self, chat: PreparedChat, caller: KeyOwner) -> Ticket:
+        generation = chat.generation
+        estimate = len(generation.prompt_tokens) + generation.n * generation.max_tokens
+        return await self._billing.admit(caller, generation.request_id, estimate)
 
     async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
         turns = to_turns(messages, model)
@@ -171,22 +180,24 @@ class ChatService:
             raise token_limit_exceeded(limit)
         return min(self._default_max_tokens, limit - prompt_tokens)
 
-    async def _record(self, chat: PreparedChat, caller: KeyOwner, tally: Tally) -> None:
-        """Write the usage record, even while the request is being cancelled."""
-        if not tally.started:
-            return  # refused or cancelled before the engine took it: nothing was used
-        record = usage_repo.GenerationUsage(
-            request_id=chat.generation.request_id,
-            account_id=caller.account_id,
-            api_key_id=caller.key_id,
-            model=chat.model_id,
-            prompt_tokens=tally.prompt_tokens,
-            completion_tokens=sum(tally.completion_tokens.values()),
-            cached_tokens=tally.cached_tokens,
-            status="completed" if tally.finished else "interrupted",
-            prompt_cache_key=chat.prompt_cache_key,
-            safety_identifier=chat.safety_identifier,
-        )
+    async def _settle(self, chat: PreparedChat, ticket: Ticket, tally: Tally) -> None:
+        """Charge and record what was generated, even while the request is cancelled."""
         with anyio.CancelScope(shield=True):
-            async with self._db.transaction() as session:
-                await usage_repo.record(session, record)
+            if not tally.started:  # refused or gone before the engine took it: no charge
+                await self._billing.release(ticket)
+                return
+            await self._billing.settle(
+                ticket,
+                usage_repo.GenerationUsage(
+                    request_id=chat.generation.request_id,
+                    account_id=ticket.caller.account_id,
+                    api_key_id=ticket.caller.key_id,
+                    model=chat.model_id,
+                    prompt_tokens=tally.prompt_tokens,
+                    completion_tokens=sum(tally.completion_tokens.values()),
+                    cached_tokens=tally.cached_tokens,
+                    status="completed" if tally.finished else "interrupted",
+                    prompt_cache_key=chat.prompt_cache_key,
+                    safety_identifier=chat.safety_identifier,
+                ),
+            )

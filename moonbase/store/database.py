@@ -41,6 +41,7 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -94,11 +95,24 @@ async def _sqlite_file_lock(sqlite_path: Path | None) -> AsyncIterator[None]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (see below).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock when a transaction starts, not at its first write.
+
+    A deferred transaction that reads a balance and then writes it could fail
+    to upgrade its lock under concurrency (SQLITE_BUSY at once, no waiting);
+    an immediate one waits its turn (busy_timeout), so read-modify-write
+    sequences never interleave.
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -17,11 +17,21 @@ class Base(DeclarativeBase):
 
 
 class Account(Base):
+    """Money is kept in integer micro-yuan (1e-6 CNY): sums are exact."""
+
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cash_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # may go negative: arrears
+    voucher_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # never negative
+    topped_up_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # decides the tier
+    tier_override: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_tpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_tpd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKey(Base):
@@ -58,3 +68,37 @@ class UsageRecord(Base):
     prompt_cache_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
     safety_identifier: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cost_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LedgerEntry(Base):
+    """Append-only: every change of a balance, with why and what for."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # topup, voucher, charge, refund, adjustment
+    cash_micro: Mapped[int] = mapped_column(BigInteger)
+    voucher_micro: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Admission(Base):
+    """A request let through the rate limits; the rows are the limits' counters."""
+
+    __tablename__ = "admissions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    admitted_at: Mapped[float] = mapped_column(Float)  # unix seconds
+    tokens: Mapped[int] = mapped_column(BigInteger)  # estimate at admission, actual once settled
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -3,6 +3,7 @@ import asyncio
 from sqlalchemy import select
 
 from moonbase import admin
+from moonbase.settings import BillingSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys
 from moonbase.store.tables import ApiKey
@@ -41,10 +42,12 @@ async def test_authenticate_and_revoke(database: Database):
 
 
 async def test_bootstrap_creates_one_first_key_even_when_raced(database: Database):
-    results = await asyncio.gather(*(admin.bootstrap(database) for _ in range(4)))
+    results = await asyncio.gather(
+        *(admin.bootstrap(database, BillingSettings()) for _ in range(4))
+    )
     issued = [r for r in results if r is not None]
     assert len(issued) == 1
-    assert await admin.bootstrap(database) is None
+    assert await admin.bootstrap(database, BillingSettings()) is None
     async with database.transaction() as session:
         assert await accounts.count(session) == 1
         assert await api_keys.authenticate(session, issued[0].secret) is not None

@@ -22,6 +22,8 @@ class GenerationUsage:
     status: str
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
+    cost_micro: int = 0
+    latency_ms: int = 0
 
 
 async def record(session: AsyncSession, usage: GenerationUsage) -> None:
