@@ -27,8 +27,11 @@ from moonbase.errors import EngineOverloadedError
 
 
 class ScriptedEngine:
-    def __init__(self, reply: str = "Hello from the scripted engine.", context: int = 4096) -> None:
+    def __init__(
+        self, reply: str = "Hello from the scripted engine.", context: int = 4096, delay: float = 0
+    ) -> None:
         self.reply = reply
+        self.delay = delay  # seconds per token, to let a client leave mid-stream
         self._capabilities = EngineCapabilities(context_length=context, model_name="scripted")
         self.requests: list[GenerationRequest] = []
         self.closed = False
@@ -56,7 +59,7 @@ class ScriptedEngine:
                     finish = "length"
                     break
                 produced += 1
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.delay)
                 if text := matcher.feed(char):
                     yield TextDelta(index, text, 1)
                 if matcher.stopped:

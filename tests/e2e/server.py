@@ -44,7 +44,10 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, api_key: str | None = None
+) -> RunningServer:
+    """Start ``moonbase serve``; without ``api_key``, read the first key it prints."""
     port = free_port()
     log_path = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +84,10 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Run
     else:
         process.kill()
         raise RuntimeError(f"moonbase did not come up:\n{log_path.read_text()}")
-    match = KEY_PATTERN.search(log_path.read_text())
-    if match is None:
-        process.kill()
-        raise RuntimeError("the first API key was not printed")
-    return RunningServer(process, base_url, match.group(1), data_dir, log_path)
+    if api_key is None:
+        match = KEY_PATTERN.search(log_path.read_text())
+        if match is None:
+            process.kill()
+            raise RuntimeError("the first API key was not printed")
+        api_key = match.group(1)
+    return RunningServer(process, base_url, api_key, data_dir, log_path)

@@ -1,6 +1,7 @@
 """The platform layer on a scripted engine: shapes, errors, usage records."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,7 @@ from moonbase.store.repositories import usage as usage_repo
 from tests.conftest import PlatformClient
 
 USER = [{"role": "user", "content": "hi"}]
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "moonshot-openapi.json"
 
 
 def assert_error(response, status: int, error_type: str, param: str | None = None) -> dict:
@@ -338,3 +340,19 @@ async def test_an_overloaded_engine_is_a_429_even_for_streams(platform: Platform
     assert response.headers["retry-after"] == "1"
     async with platform.db.transaction() as session:
         assert await usage_repo.by_request_id(session, response.headers["x-request-id"]) is None
+
+
+async def test_balance_matches_the_specs_schema(platform: PlatformClient):
+    import jsonschema
+
+    spec = json.loads(SPEC_PATH.read_text())
+    schema = spec["components"]["schemas"]["BalanceResponse"]
+    response = await platform.get("/v1/users/me/balance")
+    assert response.status_code == 200
+    jsonschema.validate(response.json(), schema)
+    data = response.json()["data"]
+    # the owner's starting voucher: ¥100 by default
+    assert data == {"available_balance": 100.0, "voucher_balance": 100.0, "cash_balance": 0.0}
+    await platform.post("/v1/chat/completions", json={"model": "kimi-k2.5", "messages": USER})
+    after = (await platform.get("/v1/users/me/balance")).json()["data"]
+    assert after["voucher_balance"] < 100.0 and after["cash_balance"] == 0.0
