@@ -1,17 +1,26 @@
-"""Operator actions behind the CLI: first-run bootstrap and key management."""
+"""Operator actions behind the CLI and the admin API: bootstrap, accounts, keys,
+limits and usage reports. Money moves through BillingService.credit."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from moonbase.billing.money import to_micro
+from moonbase.billing.money import to_micro, to_yuan
+from moonbase.billing.service import limits_of
+from moonbase.billing.tiers import Limits, tier_for
+from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import BillingSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys, ledger
+from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import IssuedKey
+from moonbase.store.tables import Account
 
 DEFAULT_ACCOUNT = "default"
 
@@ -78,3 +87,123 @@ async def revoke_key(db: Database, key_id: str) -> bool:
     await db.migrate()
     async with db.transaction() as session:
         return await api_keys.revoke(session, key_id)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: str
+    name: str
+    cash_micro: int
+    voucher_micro: int
+    topped_up_micro: int
+    tier: int
+    limits: Limits
+
+
+def _view(account: Account) -> AccountView:
+    return AccountView(
+        account.id,
+        account.name,
+        account.cash_micro,
+        account.voucher_micro,
+        account.topped_up_micro,
+        tier_for(account.topped_up_micro, account.tier_override).level,
+        limits_of(account),
+    )
+
+
+async def create_account(db: Database, name: str) -> AccountView:
+    await db.migrate()
+    try:
+        async with db.transaction() as session:
+            return _view(await accounts.create(session, name))
+    except IntegrityError:
+        raise BadRequestError(f"an account named {name!r} exists", param="name") from None
+
+
+async def find_account(db: Database, id_or_name: str) -> AccountView:
+    await db.migrate()
+    async with db.transaction() as session:
+        account = await session.get(Account, id_or_name) or await accounts.get_by_name(
+            session, id_or_name
+        )
+        if account is None:
+            raise NotFoundError(f"no account {id_or_name!r}", param="account")
+        return _view(account)
+
+
+async def list_accounts(db: Database) -> list[AccountView]:
+    await db.migrate()
+    async with db.transaction() as session:
+        return [_view(a) for a in await session.scalars(select(Account).order_by(Account.name))]
+
+
+async def set_limits(
+    db: Database,
+    account_id: str,
+    tier: int | None,
+    *,
+    concurrency: int | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    tpd: int | None = None,
+) -> AccountView:
+    """Pin a tier (None: follow top-ups) and override single limits (None: the tier's)."""
+    async with db.transaction() as session:
+        account = await ledger.lock_account(session, account_id)
+        if account is None:
+            raise NotFoundError(f"no account {account_id!r}", param="account")
+        account.tier_override = tier
+        account.limit_concurrency = concurrency
+        account.limit_rpm = rpm
+        account.limit_tpm = tpm
+        account.limit_tpd = tpd
+        await session.flush()
+        return _view(account)
+
+
+async def usage_report(
+    db: Database,
+    group_by: str,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[usage_repo.UsageRow]:
+    if group_by not in usage_repo.GROUPINGS:
+        raise BadRequestError(
+            f"group_by must be one of {', '.join(usage_repo.GROUPINGS)}", param="group_by"
+        )
+    await db.migrate()
+    async with db.transaction() as session:
+        return await usage_repo.summarize(session, group_by, account_id, since, until)
+
+
+def usage_csv(rows: list[usage_repo.UsageRow], group_by: str) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [group_by, "requests", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_cny"]
+    )
+    for row in [*rows, totals(rows)]:
+        writer.writerow(
+            [
+                row.group,
+                row.requests,
+                row.prompt_tokens,
+                row.cached_tokens,
+                row.completion_tokens,
+                f"{to_yuan(row.cost_micro):.6f}",
+            ]
+        )
+    return out.getvalue()
+
+
+def totals(rows: list[usage_repo.UsageRow]) -> usage_repo.UsageRow:
+    return usage_repo.UsageRow(
+        "TOTAL",
+        sum(r.requests for r in rows),
+        sum(r.prompt_tokens for r in rows),
+        sum(r.cached_tokens for r in rows),
+        sum(r.completion_tokens for r in rows),
+        sum(r.cost_micro for r in rows),
+    )

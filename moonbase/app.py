@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from moonbase.api import balance, chat, models, tokenizers
+from moonbase.api import admin, balance, chat, models, tokenizers
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
@@ -76,7 +76,7 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
-    for module in (models, chat, tokenizers, balance):
+    for module in (models, chat, tokenizers, balance, admin):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -13,12 +14,18 @@ import uvicorn
 
 from moonbase import admin
 from moonbase.app import create_app
+from moonbase.billing.money import to_yuan
+from moonbase.billing.service import BillingService
+from moonbase.errors import MoonbaseError
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
+from moonbase.store.repositories.usage import UsageRow
 
 app = typer.Typer(help="moonbase: a self-hosted Moonshot AI (Kimi) platform.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+accounts_app = typer.Typer(help="Accounts, their money and their limits.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
 
 T = TypeVar("T")
 
@@ -39,7 +46,11 @@ def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> 
         finally:
             await db.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except MoonbaseError as exc:  # an operator's mistake: say what, no traceback
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -107,6 +118,115 @@ def keys_revoke(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = No
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+def _show(view: admin.AccountView) -> str:
+    limits = view.limits
+    return (
+        f"{view.id}  {view.name}  cash=¥{to_yuan(view.cash_micro):.6f}  "
+        f"voucher=¥{to_yuan(view.voucher_micro):.6f}  tier={view.tier}  "
+        f"concurrency={limits.concurrency} rpm={limits.rpm} tpm={limits.tpm} "
+        f"tpd={limits.tpd or 'unlimited'}"
+    )
+
+
+@accounts_app.command("create")
+def accounts_create(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create an account (then give it a key with `moonbase keys create --account`)."""
+    settings = load_settings(config, data_dir=data_dir)
+    typer.echo(_show(_with_db(settings, lambda db: admin.create_account(db, name))))
+
+
+@accounts_app.command("list")
+def accounts_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Accounts with balances, tier and limits."""
+    settings = load_settings(config, data_dir=data_dir)
+    for view in _with_db(settings, admin.list_accounts):
+        typer.echo(_show(view))
+
+
+def _credit(kind: str, account: str, amount: str, reason: str, settings: Settings) -> None:
+    async def run(db: Database) -> admin.AccountView:
+        found = await admin.find_account(db, account)
+        billing = BillingService(db, settings.billing)
+        await billing.credit(found.id, kind, Decimal(amount), reason or f"{kind} by operator")
+        return await admin.find_account(db, found.id)
+
+    typer.echo(_show(_with_db(settings, run)))
+
+
+@accounts_app.command("topup")
+def accounts_topup(
+    account: str,
+    amount: Annotated[str, typer.Argument(help="CNY, e.g. 50 or 0.01")],
+    reason: str = "",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add cash (counts toward the rate-limit tier)."""
+    _credit("topup", account, amount, reason, load_settings(config, data_dir=data_dir))
+
+
+@accounts_app.command("voucher")
+def accounts_voucher(
+    account: str,
+    amount: Annotated[str, typer.Argument(help="CNY")],
+    reason: str = "",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Grant a voucher (spent before cash; does not raise the tier)."""
+    _credit("voucher", account, amount, reason, load_settings(config, data_dir=data_dir))
+
+
+@accounts_app.command("limits")
+def accounts_limits(
+    account: str,
+    tier: Annotated[int | None, typer.Option(help="Pin a tier 0-5 (default: by top-ups).")] = None,
+    concurrency: int | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    tpd: int | None = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set an account's tier and single-limit overrides (unset options clear them)."""
+    settings = load_settings(config, data_dir=data_dir)
+
+    async def run(db: Database) -> admin.AccountView:
+        found = await admin.find_account(db, account)
+        return await admin.set_limits(
+            db, found.id, tier, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd
+        )
+
+    typer.echo(_show(_with_db(settings, run)))
+
+
+@app.command()
+def usage(
+    by: Annotated[str, typer.Option(help="account, key, model or day")] = "model",
+    account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a TOTAL row.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Usage and cost totals, grouped."""
+    settings = load_settings(config, data_dir=data_dir)
+
+    async def run(db: Database) -> list[UsageRow]:
+        account_id = (await admin.find_account(db, account)).id if account else None
+        return await admin.usage_report(db, by, account_id)
+
+    rows = _with_db(settings, run)
+    if csv_out:
+        typer.echo(admin.usage_csv(rows, by), nl=False)
+        return
+    for row in [*rows, admin.totals(rows)]:
+        typer.echo(
+            f"{row.group:<40} requests={row.requests} prompt={row.prompt_tokens} "
+            f"cached={row.cached_tokens} completion={row.completion_tokens} "
+            f"cost=¥{to_yuan(row.cost_micro):.6f}"
+        )
 
 
 if __name__ == "__main__":

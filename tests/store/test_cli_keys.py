@@ -30,3 +30,23 @@ def test_create_list_revoke(tmp_path: Path):
     assert again.exit_code == 1 and "no active key" in again.stderr
     listing = runner.invoke(app, ["keys", "list", "--data-dir", str(tmp_path)])
     assert "revoked" in listing.stdout
+
+
+def test_accounts_money_limits_and_usage_from_the_cli(tmp_path: Path):
+    def run(*args: str):
+        result = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+        return result
+
+    assert run("accounts", "create", "acme").exit_code == 0
+    topped = run("accounts", "topup", "acme", "60")
+    assert (
+        topped.exit_code == 0 and "cash=¥60.000000" in topped.stdout and "tier=1" in topped.stdout
+    )
+    assert "voucher=¥2.500000" in run("accounts", "voucher", "acme", "2.5").stdout
+    limited = run("accounts", "limits", "acme", "--tier", "4", "--rpm", "9")
+    assert "tier=4" in limited.stdout and "rpm=9" in limited.stdout
+    assert "acme" in run("accounts", "list").stdout
+    missing = run("accounts", "topup", "nobody", "1")
+    assert missing.exit_code == 1 and "no account" in missing.stderr
+    report = run("usage", "--by", "account", "--csv")
+    assert report.exit_code == 0 and report.stdout.splitlines()[-1].startswith("TOTAL,0,")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.store.tables import UsageRecord
@@ -40,3 +41,51 @@ async def for_account(session: AsyncSession, account_id: str) -> list[UsageRecor
 
 async def by_request_id(session: AsyncSession, request_id: str) -> UsageRecord | None:
     return await session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
+
+
+GROUPINGS = ("account", "key", "model", "day")
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    group: str
+    requests: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    cost_micro: int
+
+
+async def summarize(
+    session: AsyncSession,
+    group_by: str,
+    account_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[UsageRow]:
+    """Usage totals per account, key, model or day (UTC), largest cost first."""
+    column = {
+        "account": UsageRecord.account_id,
+        "key": func.coalesce(UsageRecord.api_key_id, ""),
+        "model": UsageRecord.model,
+        "day": func.date(UsageRecord.created_at),
+    }[group_by]
+    query = select(
+        column,
+        func.count(),
+        func.sum(UsageRecord.prompt_tokens),
+        func.sum(UsageRecord.cached_tokens),
+        func.sum(UsageRecord.completion_tokens),
+        func.sum(UsageRecord.cost_micro),
+    ).group_by(column)
+    if account_id is not None:
+        query = query.where(UsageRecord.account_id == account_id)
+    if since is not None:
+        query = query.where(UsageRecord.created_at >= since)
+    if until is not None:
+        query = query.where(UsageRecord.created_at < until)
+    rows = [
+        UsageRow(str(g), int(n), int(p or 0), int(c or 0), int(o or 0), int(cost or 0))
+        for g, n, p, c, o, cost in await session.execute(query)
+    ]
+    return sorted(rows, key=lambda row: (-row.cost_micro, row.group))

@@ -1,0 +1,131 @@
+"""The admin API: accounts, keys, money, limits, usage. Its own bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from moonbase import admin
+from moonbase.api.deps import ServicesDep
+from moonbase.billing.money import to_yuan
+from moonbase.errors import AuthenticationError, NotFoundError
+from moonbase.schemas.admin import (
+    AccountCreate,
+    AccountOut,
+    Credit,
+    KeyCreate,
+    KeyOut,
+    LimitsUpdate,
+    UsageReport,
+    UsageRowOut,
+)
+from moonbase.store.repositories.usage import UsageRow
+
+
+def require_admin(request: Request, services: ServicesDep) -> None:
+    expected = services.settings.admin_token
+    if not expected:
+        raise NotFoundError("Not found: the admin API is off (set MOONBASE_ADMIN_TOKEN)")
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise AuthenticationError("Invalid admin token", code="invalid_admin_token")
+
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+def account_out(view: admin.AccountView) -> AccountOut:
+    return AccountOut(
+        id=view.id,
+        name=view.name,
+        cash_balance=to_yuan(view.cash_micro),
+        voucher_balance=to_yuan(view.voucher_micro),
+        topped_up=to_yuan(view.topped_up_micro),
+        tier=view.tier,
+        limits=asdict(view.limits),
+    )
+
+
+@router.post("/accounts", response_model=AccountOut, status_code=201)
+async def create_account(body: AccountCreate, services: ServicesDep) -> AccountOut:
+    return account_out(await admin.create_account(services.db, body.name))
+
+
+@router.get("/accounts", response_model=list[AccountOut])
+async def list_accounts(services: ServicesDep) -> list[AccountOut]:
+    return [account_out(view) for view in await admin.list_accounts(services.db)]
+
+
+@router.post("/accounts/{account_id}/keys", response_model=KeyOut, status_code=201)
+async def create_key(account_id: str, body: KeyCreate, services: ServicesDep) -> KeyOut:
+    account = await admin.find_account(services.db, account_id)
+    issued = await admin.create_key(services.db, account.name, body.name)
+    return KeyOut(id=issued.id, key=issued.secret)
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, services: ServicesDep) -> dict[str, object]:
+    if not await admin.revoke_key(services.db, key_id):
+        raise NotFoundError(f"no active key {key_id}", param="key_id")
+    return {"id": key_id, "revoked": True}
+
+
+@router.post("/accounts/{account_id}/topup", response_model=AccountOut)
+async def top_up(account_id: str, body: Credit, services: ServicesDep) -> AccountOut:
+    return await _credit(services, account_id, "topup", body)
+
+
+@router.post("/accounts/{account_id}/vouchers", response_model=AccountOut)
+async def grant_voucher(account_id: str, body: Credit, services: ServicesDep) -> AccountOut:
+    return await _credit(services, account_id, "voucher", body)
+
+
+async def _credit(services: ServicesDep, account_id: str, kind: str, body: Credit) -> AccountOut:
+    account = await admin.find_account(services.db, account_id)
+    reason = body.reason or f"{kind} by admin"
+    await services.billing.credit(account.id, kind, body.amount, reason, body.reference)
+    return account_out(await admin.find_account(services.db, account.id))
+
+
+@router.put("/accounts/{account_id}/limits", response_model=AccountOut)
+async def set_limits(account_id: str, body: LimitsUpdate, services: ServicesDep) -> AccountOut:
+    account = await admin.find_account(services.db, account_id)
+    limits = body.model_dump(exclude={"tier"})
+    return account_out(await admin.set_limits(services.db, account.id, body.tier, **limits))
+
+
+@router.get("/usage", response_model=UsageReport)
+async def usage(
+    services: ServicesDep,
+    group_by: Annotated[str, Query()] = "model",
+    account: Annotated[str | None, Query()] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> UsageReport | Response:
+    account_id = (await admin.find_account(services.db, account)).id if account else None
+    rows = await admin.usage_report(services.db, group_by, account_id, since, until)
+    if format == "csv":
+        return Response(
+            admin.usage_csv(rows, group_by),
+            media_type="text/csv",
+            headers={"content-disposition": f'attachment; filename="usage-by-{group_by}.csv"'},
+        )
+    return UsageReport(
+        group_by=group_by, rows=[_row(r) for r in rows], total=_row(admin.totals(rows))
+    )
+
+
+def _row(row: UsageRow) -> UsageRowOut:
+    return UsageRowOut(
+        group=row.group,
+        requests=row.requests,
+        prompt_tokens=row.prompt_tokens,
+        cached_tokens=row.cached_tokens,
+        completion_tokens=row.completion_tokens,
+        cost=to_yuan(row.cost_micro),
+    )
