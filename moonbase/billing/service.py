@@ -26,6 +26,9 @@ from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
 from moonbase.store.tables import Account
 
+# Admission rows older than a day count toward no limit; delete them this often.
+PRUNE_EVERY = 1000
+
 
 @dataclass(frozen=True)
 class Ticket:
@@ -54,6 +57,7 @@ class BillingService:
         self._settings = settings
         self._clock = clock
         self._prices = {**DEFAULT_PRICES, **settings.prices}
+        self._admitted = 0  # admissions by this process, to prune old counters now and then
 
     def price(self, model_id: str) -> Price:
         return self._prices[model_id]
@@ -75,6 +79,9 @@ class BillingService:
                 used = await admissions.usage(session, account.id, now)
                 _check_limits(account.id, limits_of(account), used, estimated_tokens, now)
             await admissions.admit(session, account.id, request_id, estimated_tokens, now)
+            self._admitted += 1
+            if self._admitted % PRUNE_EVERY == 0:
+                await admissions.prune(session, now)
         return Ticket(request_id, caller, time.monotonic())
 
     async def settle(
