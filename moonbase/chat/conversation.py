@@ -1,8 +1,8 @@
 """Wire messages -> engine-neutral chat turns, refusing what cannot be served.
 
-Tools, partial mode, structured output and media arrive with the next slice
-of chat; until then a request that needs them gets a clear 400 naming the
-parameter, never a silently different answer.
+Tools, partial mode and media arrive with the next slice of chat; until then
+a request that needs them gets a clear 400 naming the parameter, never a
+silently different answer.
 """
 
 from __future__ import annotations
@@ -80,9 +80,3 @@ def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
 def refuse_unserved_features(request: ChatCompletionRequest) -> None:
     if request.tools:
         raise BadRequestError("tools are not supported by this deployment yet", param="tools")
-    if request.response_format is not None and request.response_format.type != "text":
-        raise BadRequestError(
-            f"response_format {request.response_format.type} is not supported by this "
-            "deployment yet",
-            param="response_format",
-        )

@@ -21,6 +21,7 @@ from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.chunks import ChunkFactory
 from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_turns
+from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
 from moonbase.engines.base import (
@@ -74,6 +75,7 @@ class ChatService:
         model = self._registry.get(request.model)
         plan = plan_sampling(model.family, request)
         refuse_unserved_features(request)
+        constraint = output_constraint(request.response_format)
         stops = stop_strings(request.stop)
         prompt = await self._render(model, request.messages)
         asked = request.max_completion_tokens or request.max_tokens
@@ -100,6 +102,7 @@ class ChatService:
                 stop=stops,
                 n=plan.n,
                 cache_key=request.prompt_cache_key,
+                constraint=constraint,
             ),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
             prompt_cache_key=request.prompt_cache_key,

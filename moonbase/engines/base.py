@@ -34,6 +34,17 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class JsonConstraint:
+    """The output must be one JSON object, matching ``schema`` when one is given.
+
+    Engines enforce it while decoding (a grammar, guided decoding), so even a
+    small model returns output that parses.
+    """
+
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     request_id: str
     prompt_tokens: tuple[int, ...]
@@ -43,6 +54,7 @@ class GenerationRequest:
     n: int = 1
     # A hint for prefix-cache placement (the slot last used with the same key).
     cache_key: str | None = None
+    constraint: JsonConstraint | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 
@@ -486,3 +487,120 @@ def test_prefix_cache_hits_are_reported_in_usage(client: openai.OpenAI):
     assert usage.model_extra["cached_tokens"] >= first.usage.prompt_tokens - 1
     assert usage.prompt_tokens_details.cached_tokens == usage.model_extra["cached_tokens"]
     assert usage.model_extra["cached_tokens"] < usage.prompt_tokens
+
+
+STRUCTURED_SCHEMAS = [
+    {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    },
+    {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "integer", "minimum": 0},
+            "confident": {"type": "boolean"},
+        },
+        "required": ["answer", "confident"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "colors": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["red", "green", "blue"]},
+                "minItems": 1,
+                "maxItems": 3,
+            }
+        },
+        "required": ["colors"],
+    },
+    {
+        "type": "object",
+        "$defs": {
+            "person": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": ["integer", "null"]}},
+                "required": ["name", "age"],
+            }
+        },
+        "properties": {
+            "people": {"type": "array", "items": {"$ref": "#/$defs/person"}, "maxItems": 2}
+        },
+        "required": ["people"],
+    },
+]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("index", range(len(STRUCTURED_SCHEMAS)))
+def test_json_schema_output_validates(client: openai.OpenAI, index: int, stream: bool):
+    import jsonschema
+
+    schema = STRUCTURED_SCHEMAS[index]
+    options = {
+        "model": "kimi-k2-turbo-preview",
+        "temperature": 1.0,
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Answer in JSON about Paris."}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": f"s{index}", "schema": schema},
+        },
+    }
+    if stream:
+        chunks = list(client.chat.completions.create(stream=True, **options))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = next(c.choices[0].finish_reason for c in reversed(chunks) if c.choices)
+    else:
+        completion = client.chat.completions.create(**options)
+        text, finish = completion.choices[0].message.content, completion.choices[0].finish_reason
+    assert finish == "stop", text
+    jsonschema.validate(json.loads(text), schema)
+
+
+def test_json_object_mode(client: openai.OpenAI):
+    messages = [
+        {"role": "system", "content": "Reply with a small JSON object."},
+        {"role": "user", "content": "Give the name and age of a cat."},
+    ]
+    for stream in (False, True):
+        options = {
+            "model": "moonshot-v1-8k",
+            "temperature": 0,
+            "max_tokens": 300,
+            "messages": messages,
+            "response_format": {"type": "json_object"},
+        }
+        if stream:
+            chunks = list(client.chat.completions.create(stream=True, **options))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        else:
+            text = client.chat.completions.create(**options).choices[0].message.content
+        assert isinstance(json.loads(text), dict), text
+
+
+def test_a_schema_outside_mfjs_is_refused_naming_the_keyword(client: openai.OpenAI):
+    schema = {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="kimi-k2.5",
+            messages=QUESTION,
+            response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+        )
+    assert caught.value.body["param"] == "response_format.json_schema.schema"
+    assert "format" in caught.value.body["message"]
+    # strict: false accepts it, promising only a JSON object
+    completion = client.chat.completions.create(
+        model="kimi-k2.5",
+        messages=QUESTION,
+        max_tokens=120,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "p", "schema": schema, "strict": False},
+        },
+    )
+    assert completion.choices[0].finish_reason == "length" or isinstance(
+        json.loads(completion.choices[0].message.content), dict
+    )

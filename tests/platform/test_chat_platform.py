@@ -220,6 +220,32 @@ async def test_unknown_model_and_route_are_404(platform: PlatformClient):
             "response_format.type",
         ),
         (
+            {"model": "kimi-k2.5", "messages": USER, "response_format": {"type": "json_schema"}},
+            "response_format.json_schema",
+        ),
+        (
+            {
+                "model": "kimi-k2.5",
+                "messages": USER,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "object", "oneOf": []}},
+                },
+            },
+            "response_format.json_schema.schema",
+        ),
+        (
+            {
+                "model": "kimi-k2.5",
+                "messages": USER,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "array", "items": {}}},
+                },
+            },
+            "response_format.json_schema.schema",
+        ),
+        (
             {"model": "kimi-k2.5", "messages": USER, "max_completion_tokens": 0},
             "max_completion_tokens",
         ),
@@ -356,3 +382,34 @@ async def test_balance_matches_the_specs_schema(platform: PlatformClient):
     await platform.post("/v1/chat/completions", json={"model": "kimi-k2.5", "messages": USER})
     after = (await platform.get("/v1/users/me/balance")).json()["data"]
     assert after["voucher_balance"] < 100.0 and after["cash_balance"] == 0.0
+
+
+async def test_response_formats_reach_the_engine_as_constraints(platform: PlatformClient):
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    formats = [
+        ({"type": "text"}, None),
+        ({"type": "json_object"}, {"schema": None}),
+        (
+            {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+            {"schema": schema},
+        ),
+        (
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "s",
+                    "strict": False,
+                    "schema": {"type": "object", "oneOf": []},
+                },
+            },
+            {"schema": None},
+        ),
+    ]
+    for response_format, expected in formats:
+        response = await platform.post(
+            "/v1/chat/completions",
+            json={"model": "kimi-k2.5", "messages": USER, "response_format": response_format},
+        )
+        assert response.status_code == 200, response.text
+        constraint = platform.engine.requests[-1].constraint
+        assert (None if constraint is None else {"schema": constraint.schema}) == expected

@@ -24,10 +24,13 @@ from moonbase.engines.base import (
     EngineCapabilities,
     EngineEvent,
     GenerationRequest,
+    JsonConstraint,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplate
 from moonbase.engines.llamacpp.model_file import resolve_model_path
+from moonbase.engines.llamacpp.sampler import GrammarError, compile_grammar, json_grammar
 from moonbase.engines.llamacpp.scheduler import END, Job, Scheduler
+from moonbase.errors import BadRequestError
 from moonbase.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,8 @@ class LlamaCppEngine:
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         job = Job(request, asyncio.get_running_loop())
+        if request.constraint is not None:
+            job.grammar = await asyncio.to_thread(self._grammar_for, request.constraint)
         self._scheduler.submit(job)
         try:
             while True:
@@ -111,6 +116,15 @@ class LlamaCppEngine:
                 yield item
         finally:
             job.cancelled.set()
+
+    def _grammar_for(self, constraint: JsonConstraint) -> str:
+        """GBNF for the constraint, proven to compile before it reaches the scheduler."""
+        try:
+            grammar = json_grammar(constraint.schema)
+            llama_cpp.llama_sampler_free(compile_grammar(self._model.vocab, grammar))
+        except GrammarError as exc:
+            raise BadRequestError(str(exc), param="response_format") from exc
+        return grammar
 
     async def health(self) -> dict[str, Any]:
         return {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import random
+from typing import Any
 
 import llama_cpp
+from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from moonbase.engines.base import SamplingParams
 
@@ -14,16 +17,26 @@ _PENALTY_WINDOW = -1
 
 
 class SamplerChain:
-    """Penalties -> top_p -> temperature -> draw, or greedy at temperature 0.
+    """Grammar -> penalties -> top_p -> temperature -> draw, or greedy at temperature 0.
 
     Owns a native object: call ``close`` (the scheduler does when a sequence
     ends) or it leaks.
     """
 
-    def __init__(self, sampling: SamplingParams, n_vocab: int, seed: int | None) -> None:
+    def __init__(
+        self,
+        sampling: SamplingParams,
+        n_vocab: int,
+        seed: int | None,
+        vocab: object = None,
+        grammar: str | None = None,
+    ) -> None:
         self.handle = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
         )
+        if grammar is not None:
+            # First, so that every later stage only sees tokens the grammar allows.
+            self._add(compile_grammar(vocab, grammar))
         if sampling.presence_penalty or sampling.frequency_penalty:
             self._add(
                 llama_cpp.llama_sampler_init_penalties(
@@ -71,3 +84,23 @@ class PieceTable:
             piece = self._buffer.raw[: max(length, 0)]
             self._pieces[token] = piece
         return piece
+
+
+class GrammarError(ValueError):
+    pass
+
+
+def compile_grammar(vocab: object, grammar: str) -> object:
+    """A llama.cpp grammar sampler; GrammarError if llama.cpp cannot parse the grammar."""
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    if not sampler:
+        raise GrammarError("llama.cpp could not compile the output grammar")
+    return sampler
+
+
+def json_grammar(schema: dict[str, Any] | None) -> str:
+    """GBNF for one JSON object (matching ``schema`` when given), via llama.cpp's converter."""
+    try:
+        return json_schema_to_gbnf(json.dumps(schema if schema is not None else {"type": "object"}))
+    except Exception as exc:  # the converter raises plain exceptions on schemas it lacks
+        raise GrammarError(f"cannot turn this JSON schema into a grammar: {exc}") from exc

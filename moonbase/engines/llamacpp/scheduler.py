@@ -48,6 +48,7 @@ class Job:
     events: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     cached_tokens: int = 0  # prompt tokens found in a slot's KV cache
+    grammar: str | None = None  # GBNF the output must follow, checked before submission
 
     def emit(self, item: object) -> None:
         try:
@@ -266,7 +267,7 @@ class Scheduler:
                     job=job,
                     index=index,
                     slot=slot,
-                    sampler=SamplerChain(request.sampling, self._n_vocab, seed),
+                    sampler=self._sampler(job, seed),
                     matcher=StopMatcher(request.stop),
                 )
             )
@@ -276,6 +277,10 @@ class Scheduler:
         self._active[id(job)] = _JobState(
             job, sequences, open_choices=request.n, next_choice=len(sequences)
         )
+
+    def _sampler(self, job: Job, seed: int | None) -> SamplerChain:
+        sampling = job.request.sampling
+        return SamplerChain(sampling, self._n_vocab, seed, self._vocab, job.grammar)
 
     def _evict_for(self, needed: int, keep: Slot) -> None:
         """Drop idle slots' cached prefixes (oldest first) until ``needed`` cells fit."""
@@ -421,7 +426,7 @@ class Scheduler:
             job=state.job,
             index=index,
             slot=slot,
-            sampler=SamplerChain(request.sampling, self._n_vocab, seed),
+            sampler=self._sampler(state.job, seed),
             matcher=StopMatcher(request.stop),
             pending=[request.prompt_tokens[-1]],
         )

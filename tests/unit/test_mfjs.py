@@ -1,0 +1,156 @@
+"""The MFJS validator against Moonshot's conformance vectors, and what its errors say."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from moonbase.chat.mfjs import SchemaError, parse_and_validate, validate_schema
+
+CASES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "mfjs" / "validator_cases"
+
+
+def vectors(file_name: str) -> list[Any]:
+    """One param per non-blank line of every suite's `file_name`, named suite:line."""
+    params = []
+    for suite in sorted(path for path in CASES.glob("*") if path.is_dir()):
+        lines = (suite / file_name).read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                params.append(pytest.param(line, id=f"{suite.name}:{number}"))
+    return params
+
+
+VALID = vectors("valid.jsonl")
+INVALID = vectors("invalid.jsonl")
+
+
+def refusal(schema: object) -> SchemaError:
+    with pytest.raises(SchemaError) as caught:
+        validate_schema(schema)
+    return caught.value
+
+
+def test_the_vectors_are_there():
+    assert len(VALID) > 100
+    assert len(INVALID) > 100
+
+
+@pytest.mark.parametrize("line", VALID)
+def test_valid_vector_is_accepted(line: str):
+    validate_schema(json.loads(line))
+    assert parse_and_validate(line) == json.loads(line)
+
+
+@pytest.mark.parametrize("line", INVALID)
+def test_invalid_vector_is_refused(line: str):
+    case = json.loads(line)
+    with pytest.raises(SchemaError) as caught:
+        parse_and_validate(case["schema"])
+    if case["unmarshal"]:  # not JSON at all: nothing in it to point at
+        assert (caught.value.keyword, caught.value.path) == (None, "#")
+
+
+def test_an_unsupported_keyword_is_named_with_its_place():
+    error = refusal({"type": "object", "properties": {"a": {"type": "string", "format": "x"}}})
+    assert (error.keyword, error.path) == ("format", "#/properties/a")
+    assert "'format'" in str(error) and "#/properties/a" in str(error)
+    assert isinstance(error, ValueError)
+
+
+def test_pattern_is_tolerated_on_strings_only():
+    # The vectors accept `pattern` on a string (walle lets it through unenforced).
+    validate_schema({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}})
+    error = refusal({"type": "object", "properties": {"a": {"type": "integer", "pattern": "x"}}})
+    assert (error.keyword, error.path) == ("pattern", "#/properties/a")
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"type": "object", "minLength": 1}, "minLength"),
+        ({"type": "array", "properties": {}}, "properties"),
+        ({"type": "string", "minItems": 1}, "minItems"),
+        ({"type": ["string", "null"], "default": None}, "default"),
+    ],
+)
+def test_keywords_must_fit_the_type(schema: dict[str, Any], keyword: str):
+    error = refusal(schema)
+    assert (error.keyword, error.path) == (keyword, "#")
+    assert "invalid keywords" in str(error)
+
+
+def test_paths_are_json_pointers():
+    inner = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": "0"}]}
+    middle = {"type": "object", "properties": {"v": inner}}
+    error = refusal({"type": "object", "properties": {"a/b": middle}})
+    assert (error.keyword, error.path) == ("minimum", "#/properties/a~1b/properties/v/anyOf/1")
+
+
+def test_errors_inside_definitions_point_into_defs():
+    error = refusal({"$defs": {"User": {"type": "object", "required": ["id"]}}, "type": "object"})
+    assert (error.keyword, error.path) == ("required", "#/$defs/User")
+
+
+def test_siblings_of_anyof_and_ref_are_refused():
+    error = refusal({"properties": {"v": {"anyOf": [{"type": "string"}], "default": "x"}}})
+    assert (error.keyword, error.path) == ("default", "#/properties/v")
+    error = refusal({"properties": {"v": {"$ref": "#", "type": "object"}}})
+    assert (error.keyword, error.path) == ("type", "#/properties/v")
+
+
+def test_a_recursion_that_cannot_end_points_at_the_reference():
+    node = {"type": "object", "properties": {"next": {"$ref": "#/$defs/N"}}, "required": ["next"]}
+    schema = {
+        "type": "object",
+        "properties": {"node": {"$ref": "#/$defs/N"}},
+        "required": ["node"],
+        "$defs": {"N": node},
+    }
+    error = refusal(schema)
+    assert (error.keyword, error.path) == ("$ref", "#/properties/node")
+    assert "infinite recursion" in str(error)
+    # the same loop behind an optional property is fine: {} is a finite value
+    validate_schema({**schema, "required": []})
+
+
+def test_not_json_or_not_an_object_has_no_keyword():
+    for text in ("{", '{"type": "number", "enum": [NaN]}', "[]", "null", '"object"'):
+        with pytest.raises(SchemaError) as caught:
+            parse_and_validate(text)
+        assert (caught.value.keyword, caught.value.path) == (None, "#")
+    assert refusal(["type", "string"]).keyword is None
+
+
+def test_the_empty_schema_is_returned_as_parsed():
+    assert parse_and_validate(" {} ") == {}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["object", "array", "string", "integer", "#", "#/$defs/x"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "properties", "items", "anyOf", "$ref", "$defs", "enum", "x"])
+            | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_any_json_is_either_accepted_or_refused_with_schema_error(value: object):
+    try:
+        validate_schema(value)
+    except SchemaError as error:
+        assert error.path.startswith("#")
