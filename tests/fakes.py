@@ -41,8 +41,11 @@ class ScriptedEngine:
     def capabilities(self) -> EngineCapabilities:
         return self._capabilities
 
-    async def render_prompt(self, turns: list[ChatTurn]) -> tuple[int, ...]:
+    async def render_prompt(
+        self, turns: list[ChatTurn], assistant_prefix: str | None = None
+    ) -> tuple[int, ...]:
         text = "".join(f"<{t.role}>{t.content}</{t.role}>" for t in turns) + "<assistant>"
+        text += assistant_prefix or ""
         return tuple(ord(c) for c in text)
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:

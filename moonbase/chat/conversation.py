@@ -1,11 +1,14 @@
 """Wire messages -> engine-neutral chat turns, refusing what cannot be served.
 
-Tools, partial mode and media arrive with the next slice of chat; until then
-a request that needs them gets a clear 400 naming the parameter, never a
-silently different answer.
+Partial mode: a last assistant message with ``partial: true`` is not a turn
+but the beginning of the reply, which the model continues. Tools and media
+arrive with the next slice of chat; until then a request that needs them gets
+a clear 400 naming the parameter, never a silently different answer.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from moonbase.catalog import ServedModel
 from moonbase.engines.base import ChatTurn
@@ -16,8 +19,25 @@ STOP_MAX_COUNT = 5
 STOP_MAX_BYTES = 32
 
 
-def to_turns(messages: list[Message], model: ServedModel) -> list[ChatTurn]:
-    return [_to_turn(index, message, model) for index, message in enumerate(messages)]
+@dataclass(frozen=True)
+class Conversation:
+    turns: list[ChatTurn]
+    assistant_prefix: str | None = None  # partial mode: the reply starts with this
+
+
+def to_conversation(messages: list[Message], model: ServedModel) -> Conversation:
+    last = len(messages) - 1
+    for index, message in enumerate(messages):
+        if message.partial and (index != last or message.role != "assistant"):
+            raise BadRequestError(
+                "partial: true is only allowed on the last message, an assistant message",
+                param=f"messages[{index}].partial",
+            )
+    if messages[last].partial:
+        prefix = _text_of(messages[last], f"messages[{last}]", model)
+        turns = [_to_turn(i, m, model) for i, m in enumerate(messages[:last])]
+        return Conversation(turns, assistant_prefix=prefix)
+    return Conversation([_to_turn(i, m, model) for i, m in enumerate(messages)])
 
 
 def _to_turn(index: int, message: Message, model: ServedModel) -> ChatTurn:
@@ -26,10 +46,6 @@ def _to_turn(index: int, message: Message, model: ServedModel) -> ChatTurn:
         raise BadRequestError(
             "tool calls and tool messages are not supported by this deployment yet",
             param=f"{where}.role" if message.role == "tool" else f"{where}.tool_calls",
-        )
-    if message.partial:
-        raise BadRequestError(
-            "partial mode is not supported by this deployment yet", param=f"{where}.partial"
         )
     text = _text_of(message, where, model)
     if not text and message.role != "assistant":
@@ -80,3 +96,9 @@ def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
 def refuse_unserved_features(request: ChatCompletionRequest) -> None:
     if request.tools:
         raise BadRequestError("tools are not supported by this deployment yet", param="tools")
+    partial = request.messages[-1].partial
+    if partial and request.response_format and request.response_format.type == "json_object":
+        raise BadRequestError(
+            "partial mode cannot be combined with response_format json_object",
+            param="response_format",
+        )

@@ -20,7 +20,7 @@ import anyio
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.chunks import ChunkFactory
-from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_turns
+from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_conversation
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
@@ -166,9 +166,10 @@ class ChatService:
         return await self._billing.admit(caller, generation.request_id, estimate)
 
     async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
-        turns = to_turns(messages, model)
+        conversation = to_conversation(messages, model)
+        engine = self._registry.engine(model)
         try:
-            return await self._registry.engine(model).render_prompt(turns)
+            return await engine.render_prompt(conversation.turns, conversation.assistant_prefix)
         except ChatTemplateError as exc:
             raise BadRequestError(str(exc), param="messages") from exc
 

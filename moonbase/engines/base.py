@@ -99,8 +99,14 @@ class Engine(Protocol):
     @property
     def capabilities(self) -> EngineCapabilities: ...
 
-    async def render_prompt(self, turns: list[ChatTurn]) -> tuple[int, ...]:
-        """Apply the model's chat template (with the generation prompt) and tokenize."""
+    async def render_prompt(
+        self, turns: list[ChatTurn], assistant_prefix: str | None = None
+    ) -> tuple[int, ...]:
+        """Apply the model's chat template (with the generation prompt) and tokenize.
+
+        ``assistant_prefix`` (partial mode) is the start of the reply: the
+        prompt ends with it, so generation continues it.
+        """
         ...
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:

@@ -331,6 +331,13 @@ def test_request_ids_on_every_response(server: RunningServer):
 
 
 ESTIMATE_CASES = [
+    (
+        "kimi-k2.6",
+        [
+            {"role": "user", "content": "Say hi"},
+            {"role": "assistant", "content": "Hi th", "partial": True},
+        ],
+    ),
     ("moonshot-v1-8k", [{"role": "user", "content": "hi"}]),
     ("moonshot-v1-auto", QUESTION),
     (
@@ -604,3 +611,60 @@ def test_a_schema_outside_mfjs_is_refused_naming_the_keyword(client: openai.Open
     assert completion.choices[0].finish_reason == "length" or isinstance(
         json.loads(completion.choices[0].message.content), dict
     )
+
+
+def test_partial_mode_continues_the_prefix_without_repeating_it(client: openai.OpenAI):
+    prefix = "The capital of France is"
+    messages = [*QUESTION, {"role": "assistant", "content": prefix, "partial": True}]
+    completion = client.chat.completions.create(
+        model="moonshot-v1-8k", messages=messages, temperature=0, max_tokens=20
+    )
+    text = completion.choices[0].message.content
+    assert text and not text.startswith(prefix)
+    assert "Paris" in prefix + text
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="moonshot-v1-8k", messages=messages, temperature=0, max_tokens=20, stream=True
+        )
+        if c.choices
+    )
+    assert streamed == text
+
+
+def test_partial_mode_continues_a_reply_cut_by_length(client: openai.OpenAI):
+    first = client.chat.completions.create(
+        model="kimi-k2-0905-preview", messages=STORY, temperature=0, max_tokens=12
+    )
+    assert first.choices[0].finish_reason == "length"
+    cut = first.choices[0].message.content
+    more = client.chat.completions.create(
+        model="kimi-k2-0905-preview",
+        temperature=0,
+        max_tokens=12,
+        messages=[*STORY, {"role": "assistant", "content": cut, "partial": True}],
+    )
+    continuation = more.choices[0].message.content
+    assert continuation and not continuation.startswith(cut)
+    # the continuation's prompt is the first prompt plus the reply so far: a cache hit
+    assert more.usage.prompt_tokens >= first.usage.prompt_tokens + first.usage.completion_tokens - 2
+
+
+def test_partial_mode_refusals(client: openai.OpenAI):
+    cases = [
+        ([{"role": "user", "content": "hi", "partial": True}], {}, "messages[0].partial"),
+        (
+            [{"role": "assistant", "content": "a", "partial": True}, *QUESTION],
+            {},
+            "messages[0].partial",
+        ),
+        (
+            [*QUESTION, {"role": "assistant", "content": "{", "partial": True}],
+            {"response_format": {"type": "json_object"}},
+            "response_format",
+        ),
+    ]
+    for messages, options, param in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="kimi-k2.5", messages=messages, **options)
+        assert caught.value.body["param"] == param

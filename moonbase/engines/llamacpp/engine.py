@@ -86,11 +86,15 @@ class LlamaCppEngine:
     def capabilities(self) -> EngineCapabilities:
         return self._capabilities
 
-    async def render_prompt(self, turns: list[ChatTurn]) -> tuple[int, ...]:
-        return await asyncio.to_thread(self.render_prompt_sync, turns)
+    async def render_prompt(
+        self, turns: list[ChatTurn], assistant_prefix: str | None = None
+    ) -> tuple[int, ...]:
+        return await asyncio.to_thread(self.render_prompt_sync, turns, assistant_prefix)
 
-    def render_prompt_sync(self, turns: list[ChatTurn]) -> tuple[int, ...]:
-        text = self._template.render(turns)
+    def render_prompt_sync(
+        self, turns: list[ChatTurn], assistant_prefix: str | None = None
+    ) -> tuple[int, ...]:
+        text = self._template.render(turns) + (assistant_prefix or "")
         # Tokenizing only reads the vocabulary, so it is safe beside a running decode.
         tokens = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         if self._add_bos and (not tokens or tokens[0] != self._bos):
