@@ -43,7 +43,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db or Database(settings.resolved_database_url)
+        database = db or Database(
+            settings.resolved_database_url,
+            settings.database_pool_size,
+            settings.database_max_overflow,
+        )
         await database.migrate()
         owned: dict[str, Engine] = {}
         if engines is None:

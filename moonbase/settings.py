@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     # Default: a SQLite file in the data dir. PostgreSQL: postgresql+asyncpg://...
     database_url: str | None = None
+    # Connections per process (PostgreSQL); requests wait for one beyond this.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
     log_level: str = "info"
     engines: dict[str, EngineSettings] = Field(
         default_factory=lambda: {EMBEDDED_ENGINE: EngineSettings()}
