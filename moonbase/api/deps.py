@@ -45,7 +45,7 @@ async def get_caller(request: Request, services: ServicesDep) -> KeyOwner:
             "Invalid Authentication: send your API key as 'Authorization: Bearer sk-...'",
             code="missing_api_key",
         )
-    async with services.db.transaction() as session:
+    async with services.db.read() as session:
         owner = await api_keys.authenticate(session, token)
     if owner is None:
         raise AuthenticationError("Invalid Authentication", code="invalid_api_key")

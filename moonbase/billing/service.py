@@ -120,7 +120,7 @@ class BillingService:
             await admissions.finish(session, ticket.request_id, tokens=0)
 
     async def balances(self, account_id: str) -> ledger.Balances:
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             account = await session.get(Account, account_id)
             if account is None:
                 raise NotFoundError("account not found")

@@ -48,6 +48,13 @@ class ChunkFactory:
     def content(self, index: int, text: str) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": {"content": text}, "finish_reason": None}])
 
+    def tool_calls(self, index: int, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        """All of a choice's calls in one delta, each with its position among them."""
+        deltas = [{"index": position, **call} for position, call in enumerate(calls)]
+        return self._chunk(
+            [{"index": index, "delta": {"tool_calls": deltas}, "finish_reason": None}]
+        )
+
     def finish(self, index: int, finish_reason: str, usage: Usage | None) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": finish_reason}
         if usage is not None:

@@ -1,9 +1,10 @@
 """Wire messages -> engine-neutral chat turns, refusing what cannot be served.
 
 Partial mode: a last assistant message with ``partial: true`` is not a turn
-but the beginning of the reply, which the model continues. Tools and media
-arrive with the next slice of chat; until then a request that needs them gets
-a clear 400 naming the parameter, never a silently different answer.
+but the beginning of the reply, which the model continues. Tools: the tool
+block joins the system prompt, assistant tool calls are written as the model
+writes them, and tool results come back as user turns (every template accepts
+those). Media arrive later; until then they get a clear 400.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moonbase.catalog import ServedModel
+from moonbase.chat.tools import ToolPlan, history_text, system_block
 from moonbase.engines.base import ChatTurn
 from moonbase.errors import BadRequestError
 from moonbase.schemas.chat import ChatCompletionRequest, ImagePart, Message, TextPart, VideoPart
@@ -25,7 +27,35 @@ class Conversation:
     assistant_prefix: str | None = None  # partial mode: the reply starts with this
 
 
-def to_conversation(messages: list[Message], model: ServedModel) -> Conversation:
+def to_conversation(
+    messages: list[Message], model: ServedModel, tools: ToolPlan | None = None
+) -> Conversation:
+    conversation = _conversation(messages, model)
+    if tools is None:
+        return conversation
+    turns = list(conversation.turns)
+    block = system_block(tools)
+    if turns and turns[0].role == "system":
+        turns[0] = ChatTurn("system", f"{turns[0].content}\n\n{block}", turns[0].name)
+    else:
+        turns.insert(0, ChatTurn("system", block))
+    return Conversation(turns, conversation.assistant_prefix)
+
+
+def _conversation(messages: list[Message], model: ServedModel) -> Conversation:
+    builtin_ids = {
+        call.id
+        for message in messages
+        for call in message.tool_calls or []
+        if call.function.name.startswith("$")
+    }
+    for index, message in enumerate(messages):
+        if message.role == "tool" and message.tool_call_id in builtin_ids:
+            raise BadRequestError(
+                "built-in tools (such as $web_search) need a provider, and none is configured "
+                "on this deployment",
+                param=f"messages[{index}]",
+            )
     last = len(messages) - 1
     for index, message in enumerate(messages):
         if message.partial and (index != last or message.role != "assistant"):
@@ -42,12 +72,15 @@ def to_conversation(messages: list[Message], model: ServedModel) -> Conversation
 
 def _to_turn(index: int, message: Message, model: ServedModel) -> ChatTurn:
     where = f"messages[{index}]"
-    if message.role == "tool" or message.tool_calls:
-        raise BadRequestError(
-            "tool calls and tool messages are not supported by this deployment yet",
-            param=f"{where}.role" if message.role == "tool" else f"{where}.tool_calls",
-        )
     text = _text_of(message, where, model)
+    if message.role == "tool":
+        if not message.tool_call_id:
+            raise BadRequestError(
+                f"{where}: a tool message needs tool_call_id", param=f"{where}.tool_call_id"
+            )
+        return ChatTurn("user", f"<tool_response>{text}</tool_response>")
+    if message.tool_calls:
+        return ChatTurn("assistant", history_text(message, text), message.name)
     if not text and message.role != "assistant":
         raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
     if message.role == "assistant" and not text and message.reasoning_content is None:
@@ -94,8 +127,6 @@ def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
 
 
 def refuse_unserved_features(request: ChatCompletionRequest) -> None:
-    if request.tools:
-        raise BadRequestError("tools are not supported by this deployment yet", param="tools")
     partial = request.messages[-1].partial
     if partial and request.response_format and request.response_format.type == "json_object":
         raise BadRequestError(

@@ -24,6 +24,7 @@ from moonbase.chat.conversation import refuse_unserved_features, stop_strings, t
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
+from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply, plan_tools
 from moonbase.engines.base import (
     ChoiceFinished,
     Engine,
@@ -54,6 +55,7 @@ class PreparedChat:
     engine: Engine
     generation: GenerationRequest
     include_usage: bool
+    tools: ToolPlan | None
     prompt_cache_key: str | None
     safety_identifier: str | None
 
@@ -75,9 +77,17 @@ class ChatService:
         model = self._registry.get(request.model)
         plan = plan_sampling(model.family, request)
         refuse_unserved_features(request)
+        tools = plan_tools(request)
         constraint = output_constraint(request.response_format)
+        if tools is not None and tools.forced:
+            if constraint is not None:
+                raise BadRequestError(
+                    "a required tool call cannot be combined with a JSON response_format",
+                    param="tool_choice",
+                )
+            constraint = calls_constraint(tools)
         stops = stop_strings(request.stop)
-        prompt = await self._render(model, request.messages)
+        prompt = await self._render(model, request.messages, tools)
         asked = request.max_completion_tokens or request.max_tokens
         if model.id == AUTO_MODEL_ID:
             model = self._registry.get(
@@ -105,6 +115,7 @@ class ChatService:
                 constraint=constraint,
             ),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            tools=tools,
             prompt_cache_key=request.prompt_cache_key,
             safety_identifier=request.safety_identifier,
         )
@@ -122,16 +133,22 @@ class ChatService:
             id=chat.completion_id,
             created=chat.created,
             model=chat.model_id,
-            choices=[
-                Choice(
-                    index=index,
-                    message=AssistantMessage(content=tally.text(index)),
-                    finish_reason=tally.finish_reasons.get(index, "stop"),
-                )
-                for index in range(chat.generation.n)
-            ],
+            choices=[self._choice(chat, tally, index) for index in range(chat.generation.n)],
             usage=tally.usage(),
         )
+
+    def _choice(self, chat: PreparedChat, tally: Tally, index: int) -> Choice:
+        finish = tally.finish_reasons.get(index, "stop")
+        text = tally.text(index)
+        if chat.tools is None:
+            return Choice(index=index, message=AssistantMessage(content=text), finish_reason=finish)
+        reply = parse_reply(text, chat.tools)
+        if not reply.calls:
+            return Choice(index=index, message=AssistantMessage(content=text), finish_reason=finish)
+        message = AssistantMessage.model_validate(
+            {"content": reply.content, "tool_calls": reply.calls}
+        )
+        return Choice(index=index, message=message, finish_reason="tool_calls")
 
     async def stream(
         self, chat: PreparedChat, caller: KeyOwner
@@ -148,13 +165,19 @@ class ChatService:
                         # a refusal (a full queue) can still be a plain HTTP error.
                         for index in range(chat.generation.n):
                             yield chunks.role(index)
-                    elif isinstance(event, TextDelta):
+                    elif isinstance(event, TextDelta) and chat.tools is None:
                         yield chunks.content(event.index, event.text)
                     elif isinstance(event, ChoiceFinished):
+                        reason: str = event.finish_reason
+                        if chat.tools is not None:  # sent whole, once it is known to be a call
+                            reply = parse_reply(tally.text(event.index), chat.tools)
+                            if reply.content:
+                                yield chunks.content(event.index, reply.content)
+                            if reply.calls:
+                                yield chunks.tool_calls(event.index, reply.calls)
+                                reason = "tool_calls"
                         last = tally.finished
-                        yield chunks.finish(
-                            event.index, event.finish_reason, tally.usage() if last else None
-                        )
+                        yield chunks.finish(event.index, reason, tally.usage() if last else None)
             if chat.include_usage:
                 yield chunks.usage(tally.usage())
         finally:
@@ -165,8 +188,10 @@ class ChatService:
         estimate = len(generation.prompt_tokens) + generation.n * generation.max_tokens
         return await self._billing.admit(caller, generation.request_id, estimate)
 
-    async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
-        conversation = to_conversation(messages, model)
+    async def _render(
+        self, model: ServedModel, messages: list[Message], tools: ToolPlan | None = None
+    ) -> tuple[int, ...]:
+        conversation = to_conversation(messages, model, tools)
         engine = self._registry.engine(model)
         try:
             return await engine.render_prompt(conversation.turns, conversation.assistant_prefix)

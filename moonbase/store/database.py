@@ -43,15 +43,27 @@ class Database:
         if self.is_sqlite:
             options = {"connect_args": {"timeout": 30}}
         self.engine = create_async_engine(url, **options)
+        self._read_engine = self.engine
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            # Readers must not queue behind writers' BEGIN IMMEDIATE: in WAL mode a
+            # plain (deferred) read transaction runs beside a writer.
+            self._read_engine = create_async_engine(url, **options)
+            event.listen(self._read_engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits together, or not at all."""
         async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (API-key lookups, reports): never waits on writers."""
+        async with self._readers() as session, session.begin():
             yield session
 
     async def migrate(self) -> None:
@@ -69,6 +81,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not self.engine:
+            await self._read_engine.dispose()
 
 
 def _upgrade_to_head(connection: Connection) -> None:

@@ -413,3 +413,57 @@ async def test_response_formats_reach_the_engine_as_constraints(platform: Platfo
         assert response.status_code == 200, response.text
         constraint = platform.engine.requests[-1].constraint
         assert (None if constraint is None else {"schema": constraint.schema}) == expected
+
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_auto_tool_choice_turns_a_written_call_into_tool_calls(
+    platform: PlatformClient, stream: bool
+):
+    platform.engine.reply = (
+        'Let me check. <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}'
+        "</tool_call>"
+    )
+    body = {"model": "kimi-k2.5", "messages": USER, "tools": [TOOL], "stream": stream}
+    response = await platform.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    if stream:
+        chunks = [e for e in sse_events(response.text) if isinstance(e, dict)]
+        deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+        calls = [tc for d in deltas for tc in d.get("tool_calls", [])]
+        content = "".join(d.get("content") or "" for d in deltas)
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
+    else:
+        choice = response.json()["choices"][0]
+        calls, content, finish = (
+            choice["message"]["tool_calls"],
+            choice["message"]["content"],
+            choice["finish_reason"],
+        )
+    assert finish == "tool_calls"
+    assert content == "Let me check."
+    assert [
+        (c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
+    ] == [("functions.get_weather:0", "get_weather", {"city": "Paris"})]
+    # the tools were described to the model in the system prompt
+    prompt = "".join(chr(t) for t in platform.engine.requests[-1].prompt_tokens)
+    assert "get_weather" in prompt and "<tool_call>" in prompt
+
+
+async def test_without_a_call_the_reply_stays_text(platform: PlatformClient):
+    body = {"model": "kimi-k2.5", "messages": USER, "tools": [TOOL]}
+    choice = (await platform.post("/v1/chat/completions", json=body)).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+    assert choice["message"]["content"] == platform.engine.reply

@@ -1,0 +1,221 @@
+"""Function tools on engines without native tool calling.
+
+The tools are described to the model in a system block; a call is written as
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``. With
+``tool_choice`` "required" (or a named function) the reply is generated under
+a grammar that only admits calls whose arguments follow the tools' schemas, so
+even a small model returns calls that parse and validate. With "auto" the
+model decides; a well-formed call in its text becomes a tool call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from moonbase.chat.mfjs import SchemaError, validate_schema
+from moonbase.engines.base import JsonConstraint
+from moonbase.errors import BadRequestError
+from moonbase.schemas.chat import ChatCompletionRequest, Message, ToolDefinition
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9\-_]{2,63}$")
+CALL_PATTERN = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+MAX_CALLS_PER_TURN = 3
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    tools: list[ToolDefinition]
+    forced: bool  # "required" or a named function: the reply must be calls
+    first_call_index: int  # ids continue the conversation's numbering
+
+    @property
+    def names(self) -> list[str]:
+        return [tool.function.name for tool in self.tools]
+
+
+def plan_tools(request: ChatCompletionRequest) -> ToolPlan | None:
+    """Validate tools and tool_choice; None when no tool may be called."""
+    tools = request.tools or []
+    for index, tool in enumerate(tools):
+        _check_tool(index, tool)
+    choice = request.tool_choice
+    if not tools or choice == "none":
+        return None
+    forced = choice == "required"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        matching = [tool for tool in tools if tool.function.name == name]
+        if choice.get("type") != "function" or not matching:
+            raise BadRequestError(
+                "tool_choice must be auto, none, required or "
+                '{"type": "function", "function": {"name": <one of the tools>}}',
+                param="tool_choice",
+            )
+        tools, forced = matching, True
+    previous = sum(len(m.tool_calls or []) for m in request.messages)
+    return ToolPlan([t for t in tools if t.type == "function"] or tools, forced, previous)
+
+
+def _check_tool(index: int, tool: ToolDefinition) -> None:
+    where = f"tools[{index}].function"
+    name = tool.function.name
+    if tool.type == "builtin_function":
+        if not name.startswith("$"):
+            raise BadRequestError(
+                "builtin_function names start with $ (e.g. $web_search)", param=f"{where}.name"
+            )
+        return
+    if not NAME_PATTERN.match(name):
+        raise BadRequestError(
+            f"tool name {name!r} must match {NAME_PATTERN.pattern}", param=f"{where}.name"
+        )
+    parameters = tool.function.parameters
+    if parameters is None:
+        return
+    if parameters.get("type") != "object":
+        raise BadRequestError(
+            "a tool's parameters must be a JSON schema of type object",
+            param=f"{where}.parameters",
+        )
+    if tool.function.strict is not False:
+        try:
+            validate_schema(parameters)
+        except SchemaError as exc:
+            raise BadRequestError(
+                f"{where}.parameters is not valid MFJS: {exc}", param=f"{where}.parameters"
+            ) from exc
+
+
+def system_block(plan: ToolPlan) -> str:
+    lines = [
+        "You can call these tools. To call one, reply with only:",
+        '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>',
+        "Tools:",
+    ]
+    for tool in plan.tools:
+        function = tool.function
+        parameters = json.dumps(function.parameters or {"type": "object"}, ensure_ascii=False)
+        lines.append(f"- {function.name}: {function.description or ''} Parameters: {parameters}")
+    return "\n".join(lines)
+
+
+def render_call(name: str, arguments: str) -> str:
+    try:
+        parsed: Any = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        parsed = arguments
+    call = {"name": name, "arguments": parsed}
+    return f"<tool_call>{json.dumps(call, ensure_ascii=False)}</tool_call>"
+
+
+def history_text(message: Message, text: str) -> str:
+    """An assistant turn's text with its tool calls written the way the model writes them."""
+    calls = "".join(
+        render_call(c.function.name, c.function.arguments) for c in message.tool_calls or []
+    )
+    return text + calls
+
+
+def calls_constraint(plan: ToolPlan) -> JsonConstraint:
+    """The forced reply: ``{"calls": [...]}`` with each call following its tool's schema."""
+    defs: dict[str, Any] = {}
+    variants = []
+    for tool in plan.tools:
+        name = tool.function.name
+        arguments = _hoist(name, tool.function.parameters or {"type": "object"}, defs)
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string", "enum": [name]}, "arguments": arguments},
+                "required": ["name", "arguments"],
+            }
+        )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "calls": {
+                "type": "array",
+                "items": {"anyOf": variants} if len(variants) > 1 else variants[0],
+                "minItems": 1,
+                "maxItems": MAX_CALLS_PER_TURN,
+            }
+        },
+        "required": ["calls"],
+    }
+    if defs:
+        schema["$defs"] = defs
+    return JsonConstraint(schema=schema)
+
+
+def _hoist(tool: str, parameters: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Move a tool's $defs to the combined root, renaming its references to match."""
+    if "$defs" not in parameters and '"$ref"' not in json.dumps(parameters):
+        return parameters
+    prefix = f"{tool}__"
+    body = {k: v for k, v in parameters.items() if k not in ("$defs", "$id")}
+    defs[prefix + "root"] = _rewrite(body, prefix)
+    for name, definition in (parameters.get("$defs") or {}).items():
+        defs[prefix + name] = _rewrite(definition, prefix)
+    return {"$ref": f"#/$defs/{prefix}root"}
+
+
+def _rewrite(node: Any, prefix: str) -> Any:
+    if isinstance(node, list):
+        return [_rewrite(item, prefix) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _rewrite(v, prefix) for k, v in node.items()}
+    ref = node.get("$ref")
+    if ref == "#":
+        out["$ref"] = f"#/$defs/{prefix}root"
+    elif isinstance(ref, str) and ref.startswith("#/$defs/"):
+        out["$ref"] = "#/$defs/" + prefix + ref.removeprefix("#/$defs/")
+    return out
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    content: str | None
+    calls: list[dict[str, Any]]  # OpenAI tool_calls objects
+
+
+def parse_reply(text: str, plan: ToolPlan) -> ParsedReply:
+    """Split generated text into content and tool calls."""
+    raw: list[Any]
+    content: str | None
+    if plan.forced:
+        try:
+            raw = json.loads(text).get("calls", [])
+        except (json.JSONDecodeError, AttributeError):
+            return ParsedReply(text, [])  # cut by max_tokens: hand back what there is
+        content = None
+    else:
+        raw = []
+        for match in CALL_PATTERN.finditer(text):
+            try:
+                raw.append(json.loads(match.group(1)))
+            except json.JSONDecodeError:
+                continue
+        head = text.split("<tool_call>", 1)[0].strip()
+        content = head or None if raw else text
+    calls: list[dict[str, Any]] = []
+    for call in raw:
+        if not isinstance(call, dict) or call.get("name") not in plan.names:
+            continue
+        index = plan.first_call_index + len(calls)
+        calls.append(
+            {
+                "id": f"functions.{call['name']}:{index}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": json.dumps(call.get("arguments", {}), ensure_ascii=False),
+                },
+            }
+        )
+    if not calls:
+        return ParsedReply(text, [])
+    return ParsedReply(content, calls)
