@@ -1,5 +1,9 @@
 """Operator actions behind the CLI and the admin API: bootstrap, accounts, keys,
-limits and usage reports. Money moves through BillingService.credit."""
+limits and usage reports. Money moves through BillingService.credit.
+
+They expect a migrated database (the app migrates at start, the CLI before
+each command); only ``bootstrap``, which runs first on a new data dir,
+migrates itself."""
 
 from __future__ import annotations
 
@@ -65,7 +69,6 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
 
 async def create_key(db: Database, account_name: str, name: str = "") -> IssuedKey:
     """A new key for ``account_name``, creating the account if it is new."""
-    await db.migrate()
     async with db.transaction() as session:
         account = await accounts.get_by_name(session, account_name)
         if account is None:
@@ -74,7 +77,6 @@ async def create_key(db: Database, account_name: str, name: str = "") -> IssuedK
 
 
 async def list_keys(db: Database) -> list[KeyListing]:
-    await db.migrate()
     async with db.transaction() as session:
         rows = await api_keys.list_all(session)
     return [
@@ -84,7 +86,6 @@ async def list_keys(db: Database) -> list[KeyListing]:
 
 
 async def revoke_key(db: Database, key_id: str) -> bool:
-    await db.migrate()
     async with db.transaction() as session:
         return await api_keys.revoke(session, key_id)
 
@@ -113,7 +114,6 @@ def _view(account: Account) -> AccountView:
 
 
 async def create_account(db: Database, name: str) -> AccountView:
-    await db.migrate()
     try:
         async with db.transaction() as session:
             return _view(await accounts.create(session, name))
@@ -122,7 +122,6 @@ async def create_account(db: Database, name: str) -> AccountView:
 
 
 async def find_account(db: Database, id_or_name: str) -> AccountView:
-    await db.migrate()
     async with db.transaction() as session:
         account = await session.get(Account, id_or_name) or await accounts.get_by_name(
             session, id_or_name
@@ -133,7 +132,6 @@ async def find_account(db: Database, id_or_name: str) -> AccountView:
 
 
 async def list_accounts(db: Database) -> list[AccountView]:
-    await db.migrate()
     async with db.transaction() as session:
         return [_view(a) for a in await session.scalars(select(Account).order_by(Account.name))]
 
@@ -173,7 +171,6 @@ async def usage_report(
         raise BadRequestError(
             f"group_by must be one of {', '.join(usage_repo.GROUPINGS)}", param="group_by"
         )
-    await db.migrate()
     async with db.transaction() as session:
         return await usage_repo.summarize(session, group_by, account_id, since, until)
 

@@ -42,6 +42,7 @@ def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> 
     async def run() -> T:
         db = Database(settings.resolved_database_url)
         try:
+            await db.migrate()
             return await action(db)
         finally:
             await db.dispose()
