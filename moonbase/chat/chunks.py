@@ -45,6 +45,10 @@ class ChunkFactory:
             ]
         )
 
+    def reasoning(self, index: int, text: str) -> dict[str, Any]:
+        delta = {"reasoning_content": text}
+        return self._chunk([{"index": index, "delta": delta, "finish_reason": None}])
+
     def content(self, index: int, text: str) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": {"content": text}, "finish_reason": None}])
 

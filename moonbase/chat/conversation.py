@@ -28,9 +28,14 @@ class Conversation:
 
 
 def to_conversation(
-    messages: list[Message], model: ServedModel, tools: ToolPlan | None = None
+    messages: list[Message],
+    model: ServedModel,
+    tools: ToolPlan | None = None,
+    keep_reasoning: bool = False,
 ) -> Conversation:
-    conversation = _conversation(messages, model)
+    """Turns for the template. History ``reasoning_content`` is dropped unless
+    ``keep_reasoning`` (kimi-k2.6 ``thinking.keep: "all"``) puts it back."""
+    conversation = _conversation(messages, model, keep_reasoning)
     if tools is None:
         return conversation
     turns = list(conversation.turns)
@@ -42,7 +47,7 @@ def to_conversation(
     return Conversation(turns, conversation.assistant_prefix)
 
 
-def _conversation(messages: list[Message], model: ServedModel) -> Conversation:
+def _conversation(messages: list[Message], model: ServedModel, keep: bool) -> Conversation:
     builtin_ids = {
         call.id
         for message in messages
@@ -65,14 +70,16 @@ def _conversation(messages: list[Message], model: ServedModel) -> Conversation:
             )
     if messages[last].partial:
         prefix = _text_of(messages[last], f"messages[{last}]", model)
-        turns = [_to_turn(i, m, model) for i, m in enumerate(messages[:last])]
+        turns = [_to_turn(i, m, model, keep) for i, m in enumerate(messages[:last])]
         return Conversation(turns, assistant_prefix=prefix)
-    return Conversation([_to_turn(i, m, model) for i, m in enumerate(messages)])
+    return Conversation([_to_turn(i, m, model, keep) for i, m in enumerate(messages)])
 
 
-def _to_turn(index: int, message: Message, model: ServedModel) -> ChatTurn:
+def _to_turn(index: int, message: Message, model: ServedModel, keep: bool) -> ChatTurn:
     where = f"messages[{index}]"
     text = _text_of(message, where, model)
+    if keep and message.role == "assistant" and message.reasoning_content:
+        text = f"<think>{message.reasoning_content}</think>\n{text}"
     if message.role == "tool":
         if not message.tool_call_id:
             raise BadRequestError(

@@ -20,12 +20,26 @@ import anyio
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.chunks import ChunkFactory
-from moonbase.chat.conversation import refuse_unserved_features, stop_strings, to_conversation
+from moonbase.chat.conversation import (
+    Conversation,
+    refuse_unserved_features,
+    stop_strings,
+    to_conversation,
+)
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
+from moonbase.chat.thinking import (
+    ANSWER_INSTRUCTION,
+    REASONING_INSTRUCTION,
+    ChatEvent,
+    ReasoningDelta,
+    ThinkingPlan,
+    think_then_answer,
+)
 from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply, plan_tools
 from moonbase.engines.base import (
+    ChatTurn,
     ChoiceFinished,
     Engine,
     GenerationRequest,
@@ -56,6 +70,7 @@ class PreparedChat:
     generation: GenerationRequest
     include_usage: bool
     tools: ToolPlan | None
+    thinking: ThinkingPlan | None
     prompt_cache_key: str | None
     safety_identifier: str | None
 
@@ -87,13 +102,17 @@ class ChatService:
                 )
             constraint = calls_constraint(tools)
         stops = stop_strings(request.stop)
-        prompt = await self._render(model, request.messages, tools)
+        conversation = to_conversation(request.messages, model, tools, plan.keep_reasoning)
+        prompt = await self._tokens(model, conversation.turns, conversation.assistant_prefix)
         asked = request.max_completion_tokens or request.max_tokens
         if model.id == AUTO_MODEL_ID:
             model = self._registry.get(
                 pick_auto_model(len(prompt), asked or self._default_max_tokens)
             )
         max_tokens = self._budget(model, len(prompt), asked)
+        thinking = None
+        if plan.thinking:
+            thinking = await self._thinking_plan(model, conversation)
         return PreparedChat(
             completion_id=f"chatcmpl-{secrets.token_hex(12)}",
             created=int(time.time()),
@@ -116,15 +135,35 @@ class ChatService:
             ),
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
             tools=tools,
+            thinking=thinking,
             prompt_cache_key=request.prompt_cache_key,
             safety_identifier=request.safety_identifier,
+        )
+
+    def _events(self, chat: PreparedChat) -> AsyncGenerator[ChatEvent, None]:
+        if chat.thinking is not None:
+            return think_then_answer(chat.engine, chat.generation, chat.thinking)
+        return chat.engine.generate(chat.generation)
+
+    async def _thinking_plan(self, model: ServedModel, conversation: Conversation) -> ThinkingPlan:
+        turns = conversation.turns
+
+        async def render_answer(reasoning: str) -> tuple[int, ...]:
+            note = ChatTurn("system", ANSWER_INSTRUCTION.format(reasoning=reasoning))
+            return await self._tokens(model, [*turns, note], conversation.assistant_prefix)
+
+        instruction = ChatTurn("system", REASONING_INSTRUCTION)
+        return ThinkingPlan(
+            reasoning_prompt=await self._tokens(model, [*turns, instruction], None),
+            render_answer=render_answer,
+            context_length=model.context_length,
         )
 
     async def complete(self, chat: PreparedChat, caller: KeyOwner) -> ChatCompletion:
         tally = Tally(chat.generation.n)
         ticket = await self._admit(chat, caller)
         try:
-            async with aclosing(chat.engine.generate(chat.generation)) as events:
+            async with aclosing(self._events(chat)) as events:
                 async for event in events:
                     tally.add(event)
         finally:
@@ -140,13 +179,13 @@ class ChatService:
     def _choice(self, chat: PreparedChat, tally: Tally, index: int) -> Choice:
         finish = tally.finish_reasons.get(index, "stop")
         text = tally.text(index)
-        if chat.tools is None:
-            return Choice(index=index, message=AssistantMessage(content=text), finish_reason=finish)
-        reply = parse_reply(text, chat.tools)
-        if not reply.calls:
-            return Choice(index=index, message=AssistantMessage(content=text), finish_reason=finish)
+        reasoning = tally.reasoning_text(index)
+        reply = parse_reply(text, chat.tools) if chat.tools is not None else None
+        if reply is None or not reply.calls:
+            message = AssistantMessage(content=text, reasoning_content=reasoning)
+            return Choice(index=index, message=message, finish_reason=finish)
         message = AssistantMessage.model_validate(
-            {"content": reply.content, "tool_calls": reply.calls}
+            {"content": reply.content, "reasoning_content": reasoning, "tool_calls": reply.calls}
         )
         return Choice(index=index, message=message, finish_reason="tool_calls")
 
@@ -157,7 +196,7 @@ class ChatService:
         tally = Tally(chat.generation.n)
         ticket = await self._admit(chat, caller)
         try:
-            async with aclosing(chat.engine.generate(chat.generation)) as events:
+            async with aclosing(self._events(chat)) as events:
                 async for event in events:
                     tally.add(event)
                     if isinstance(event, PromptProcessed):
@@ -165,6 +204,8 @@ class ChatService:
                         # a refusal (a full queue) can still be a plain HTTP error.
                         for index in range(chat.generation.n):
                             yield chunks.role(index)
+                    elif isinstance(event, ReasoningDelta):
+                        yield chunks.reasoning(event.index, event.text)
                     elif isinstance(event, TextDelta) and chat.tools is None:
                         yield chunks.content(event.index, event.text)
                     elif isinstance(event, ChoiceFinished):
@@ -188,13 +229,15 @@ class ChatService:
         estimate = len(generation.prompt_tokens) + generation.n * generation.max_tokens
         return await self._billing.admit(caller, generation.request_id, estimate)
 
-    async def _render(
-        self, model: ServedModel, messages: list[Message], tools: ToolPlan | None = None
+    async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
+        conversation = to_conversation(messages, model)
+        return await self._tokens(model, conversation.turns, conversation.assistant_prefix)
+
+    async def _tokens(
+        self, model: ServedModel, turns: list[ChatTurn], assistant_prefix: str | None
     ) -> tuple[int, ...]:
-        conversation = to_conversation(messages, model, tools)
-        engine = self._registry.engine(model)
         try:
-            return await engine.render_prompt(conversation.turns, conversation.assistant_prefix)
+            return await self._registry.engine(model).render_prompt(turns, assistant_prefix)
         except ChatTemplateError as exc:
             raise BadRequestError(str(exc), param="messages") from exc
 

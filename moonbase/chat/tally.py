@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from moonbase.chat.thinking import ChatEvent, ReasoningDelta
 from moonbase.engines.base import (
     ChoiceFinished,
-    EngineEvent,
     FinishReason,
     PromptProcessed,
     TextDelta,
@@ -23,12 +23,18 @@ class Tally:
     finish_reasons: dict[int, FinishReason] = field(default_factory=dict)
     completion_tokens: dict[int, int] = field(default_factory=dict)
     started: bool = False
+    reasoning: dict[int, list[str]] = field(default_factory=dict)
 
-    def add(self, event: EngineEvent) -> None:
+    def add(self, event: ChatEvent) -> None:
         if isinstance(event, PromptProcessed):
             self.started = True
             self.prompt_tokens = event.prompt_tokens
             self.cached_tokens = event.cached_tokens
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.setdefault(event.index, []).append(event.text)
+            self.completion_tokens[event.index] = (
+                self.completion_tokens.get(event.index, 0) + event.tokens
+            )
         elif isinstance(event, TextDelta):
             self.texts.setdefault(event.index, []).append(event.text)
             self.completion_tokens[event.index] = (
@@ -44,6 +50,10 @@ class Tally:
 
     def text(self, index: int) -> str:
         return "".join(self.texts.get(index, ()))
+
+    def reasoning_text(self, index: int) -> str | None:
+        parts = self.reasoning.get(index)
+        return "".join(parts) if parts is not None else None
 
     def usage(self) -> Usage:
         completion = sum(self.completion_tokens.values())

@@ -143,13 +143,15 @@ class Usage(WireModel):
 class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    reasoning_content: str | None = None
     tool_calls: list[ToolCall] | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_absent_tool_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_absent_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if data.get("tool_calls") is None:
-            data.pop("tool_calls", None)  # plain replies look exactly like OpenAI's
+        for extra in ("reasoning_content", "tool_calls"):
+            if data.get(extra) is None:
+                data.pop(extra, None)  # plain replies look exactly like OpenAI's
         return data
 
 

@@ -467,3 +467,27 @@ async def test_without_a_call_the_reply_stays_text(platform: PlatformClient):
     choice = (await platform.post("/v1/chat/completions", json=body)).json()["choices"][0]
     assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
     assert choice["message"]["content"] == platform.engine.reply
+
+
+async def test_thinking_runs_a_reasoning_phase_then_answers(platform: PlatformClient):
+    before = len(platform.engine.requests)
+    body = {"model": "kimi-k2-thinking", "messages": USER, "max_tokens": 80}
+    response = (await platform.post("/v1/chat/completions", json=body)).json()
+    reasoning_request, answer_request = platform.engine.requests[before:]
+    to_text = "".join
+    reasoning_prompt = to_text(chr(t) for t in reasoning_request.prompt_tokens)
+    answer_prompt = to_text(chr(t) for t in answer_request.prompt_tokens)
+    assert "step by step" in reasoning_prompt
+    message = response["choices"][0]["message"]
+    reply = platform.engine.reply
+    assert reasoning_request.max_tokens == 40  # half the budget at most
+    assert message["reasoning_content"] == reply
+    assert message["reasoning_content"] in answer_prompt  # the answer is conditioned on it
+    assert message["content"] == reply
+    assert answer_request.max_tokens == 80 - len(reply)
+    usage = response["usage"]
+    assert usage["completion_tokens"] == len(message["reasoning_content"]) + len(reply)
+    estimate = await platform.post(
+        "/v1/tokenizers/estimate-token-count", json={"model": "kimi-k2-thinking", "messages": USER}
+    )
+    assert estimate.json()["data"]["total_tokens"] == usage["prompt_tokens"]
