@@ -2,8 +2,7 @@
 limits and usage reports. Money moves through BillingService.credit.
 
 They expect a migrated database (the app migrates at start, the CLI before
-each command); only ``bootstrap``, which runs first on a new data dir,
-migrates itself."""
+each command)."""
 
 from __future__ import annotations
 
@@ -45,7 +44,6 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
     The owner starts with a voucher and a tier (both configurable) so that a
     newcomer can use the API at once.
     """
-    await db.migrate()
     try:
         async with db.transaction() as session:
             if await accounts.count(session) > 0:

@@ -83,6 +83,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[PlatformClient]:
     settings = Settings(data_dir=tmp_path)
     engine = ScriptedEngine()
     db = Database(settings.resolved_database_url)
+    await db.migrate()
     issued = await admin.bootstrap(db, settings.billing)
     assert issued is not None
     app = create_app(settings, engines={EMBEDDED_ENGINE: engine}, db=db)

@@ -133,7 +133,8 @@ def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(s for s in stops if s)
 
 
-def refuse_unserved_features(request: ChatCompletionRequest) -> None:
+def check_partial_mode(request: ChatCompletionRequest) -> None:
+    """Partial mode continues free text: it cannot be combined with JSON mode."""
     partial = request.messages[-1].partial
     if partial and request.response_format and request.response_format.type == "json_object":
         raise BadRequestError(

@@ -22,7 +22,7 @@ from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.chunks import ChunkFactory
 from moonbase.chat.conversation import (
     Conversation,
-    refuse_unserved_features,
+    check_partial_mode,
     stop_strings,
     to_conversation,
 )
@@ -91,7 +91,7 @@ class ChatService:
     async def prepare(self, request: ChatCompletionRequest, request_id: str) -> PreparedChat:
         model = self._registry.get(request.model)
         plan = plan_sampling(model.family, request)
-        refuse_unserved_features(request)
+        check_partial_mode(request)
         tools = plan_tools(request)
         constraint = output_constraint(request.response_format)
         if tools is not None and tools.forced:

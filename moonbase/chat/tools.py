@@ -152,7 +152,7 @@ def calls_constraint(plan: ToolPlan) -> JsonConstraint:
 
 def _hoist(tool: str, parameters: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Move a tool's $defs to the combined root, renaming its references to match."""
-    if "$defs" not in parameters and '"$ref"' not in json.dumps(parameters):
+    if "$defs" not in parameters and not _has_ref(parameters):
         return parameters
     prefix = f"{tool}__"
     body = {k: v for k, v in parameters.items() if k not in ("$defs", "$id")}
@@ -160,6 +160,14 @@ def _hoist(tool: str, parameters: dict[str, Any], defs: dict[str, Any]) -> dict[
     for name, definition in (parameters.get("$defs") or {}).items():
         defs[prefix + name] = _rewrite(definition, prefix)
     return {"$ref": f"#/$defs/{prefix}root"}
+
+
+def _has_ref(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$ref" in node or any(_has_ref(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_ref(item) for item in node)
+    return False
 
 
 def _rewrite(node: Any, prefix: str) -> Any:

@@ -168,25 +168,3 @@ class ChatCompletion(WireModel):
     model: str
     choices: list[Choice]
     usage: Usage
-
-
-class ChunkDelta(WireModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-
-class ChunkChoice(WireModel):
-    index: int
-    delta: ChunkDelta
-    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
-    # Kimi clients read the final usage from the choice as well.
-    usage: Usage | None = None
-
-
-class ChatCompletionChunk(WireModel):
-    id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    usage: Usage | None = None

@@ -12,7 +12,7 @@ from moonbase.settings import BillingSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import ledger
 from moonbase.store.repositories import usage as usage_repo
-from moonbase.store.tables import Account, ApiKey, LedgerEntry, UsageRecord
+from moonbase.store.tables import Account, ApiKey, LedgerEntry
 
 
 async def funded_account(
@@ -50,6 +50,3 @@ async def books(db: Database, account_id: str):
         records = await usage_repo.for_account(session, account_id)
         from_ledger = await ledger.totals(session, account_id)
     return account, entries, records, from_ledger
-
-
-__all__ = ["UsageRecord", "books", "funded_account"]

@@ -23,6 +23,7 @@ TOKEN = "admin-" + "t" * 32
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(data_dir=tmp_path, admin_token=TOKEN)
     db = Database(settings.resolved_database_url)
+    await db.migrate()
     await admin.bootstrap(db, settings.billing)
     app = create_app(settings, engines={EMBEDDED_ENGINE: ScriptedEngine()}, db=db)
     async with app.router.lifespan_context(app):
