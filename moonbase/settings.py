@@ -69,6 +69,35 @@ class BillingSettings(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
 
 
+class S3Settings(BaseModel):
+    """An S3-compatible bucket (AWS, MinIO, Ceph, R2...) for blobs when scaled out."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    prefix: str = ""
+
+
+class FilesSettings(BaseModel):
+    # Moonshot's own limits; an operator may raise or lower them.
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    max_files_per_account: int = Field(default=1000, ge=1)
+    max_bytes_per_account: int = Field(default=10 * 1024**3, ge=1)
+    # Blobs: a local folder (default: <data_dir>/blobs) or an S3-compatible bucket.
+    blob_dir: Path | None = None
+    s3: S3Settings | None = None
+    # Extraction and media inspection run in a child process under these budgets;
+    # a file over them ends in status "error", never a stuck upload.
+    inspect_timeout_s: float = Field(default=120.0, gt=0)
+    inspect_memory_mb: int = Field(default=2048, ge=64)
+    # Extracted text beyond this is cut (with a warning in status_details).
+    max_extracted_chars: int = Field(default=2_000_000, ge=1000)
+    # Tesseract languages for images given to file-extract.
+    ocr_languages: str = "chi_sim+eng"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -91,6 +120,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     default_max_completion_tokens: int = Field(1024, ge=1)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     # Bearer token of the admin API (/admin/...); unset: the admin API is off.
     admin_token: str | None = None
 
@@ -107,6 +137,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moonbase.db').resolve()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.files.blob_dir or self.data_dir / "blobs"
 
     def model_settings(self, model_id: str) -> ModelSettings:
         return self.models.get(model_id, ModelSettings())

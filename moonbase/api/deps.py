@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
+from moonbase.files.service import FileService
 from moonbase.registry import ModelRegistry
 from moonbase.settings import Settings
 from moonbase.store.database import Database
@@ -26,6 +27,7 @@ class Services:
     registry: ModelRegistry
     billing: BillingService
     chat: ChatService
+    files: FileService
 
 
 def get_services(request: Request) -> Services:

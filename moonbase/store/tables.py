@@ -102,3 +102,29 @@ class Admission(Base):
     admitted_at: Mapped[float] = mapped_column(Float)  # unix seconds
     tokens: Mapped[int] = mapped_column(BigInteger)  # estimate at admission, actual once settled
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StoredFile(Base):
+    """An uploaded file. The bytes live in the blob store, never in the database."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    # "ready" or "error"; rows are written once inspection is over, so no file
+    # is ever left half-processed.
+    status: Mapped[str] = mapped_column(String(16))
+    status_details: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Sniffed from the content, not from the filename.
+    content_type: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(256))
+    # The extracted document (file-extract), a blob of its own.
+    extract_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,81 @@
+"""/v1/files: upload, list, retrieve, delete, content."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from moonbase.api.deps import CallerDep, ServicesDep
+from moonbase.errors import BadRequestError
+from moonbase.schemas.files import FileDeleted, FileList, FileObject
+from moonbase.store.tables import StoredFile
+
+router = APIRouter()
+
+
+def render(stored: StoredFile) -> FileObject:
+    return FileObject(
+        id=stored.id,
+        bytes=stored.bytes,
+        created_at=int(stored.created_at.timestamp()),
+        filename=stored.filename,
+        purpose=stored.purpose,
+        status=stored.status,
+        status_details=stored.status_details,
+    )
+
+
+@router.post("/v1/files", response_model=FileObject)
+async def upload(request: Request, services: ServicesDep, caller: CallerDep) -> FileObject:
+    stored = await services.files.upload(
+        caller.account_id, request.stream(), request.headers.get("content-type", "")
+    )
+    return render(stored)
+
+
+@router.get("/v1/files", response_model=FileList)
+async def list_files(
+    services: ServicesDep,
+    caller: CallerDep,
+    purpose: str | None = None,
+    limit: Annotated[str | None, Query()] = None,
+    after: str | None = None,
+) -> FileList:
+    rows, has_more = await services.files.list(
+        caller.account_id, purpose=purpose, limit=_page_size(limit), after=after
+    )
+    data = [render(row) for row in rows]
+    return FileList(
+        data=data,
+        has_more=has_more,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+    )
+
+
+def _page_size(raw: str | None) -> int:
+    # Parsed here rather than by FastAPI so that a bad value is Moonshot's 400, not a 422.
+    if raw is None:
+        return 10_000
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise BadRequestError("limit must be an integer from 1 to 10000", param="limit")
+    return int(raw)
+
+
+@router.get("/v1/files/{file_id}", response_model=FileObject)
+async def retrieve(file_id: str, services: ServicesDep, caller: CallerDep) -> FileObject:
+    return render(await services.files.get(caller.account_id, file_id))
+
+
+@router.delete("/v1/files/{file_id}", response_model=FileDeleted)
+async def delete(file_id: str, services: ServicesDep, caller: CallerDep) -> FileDeleted:
+    await services.files.delete(caller.account_id, file_id)
+    return FileDeleted(id=file_id)
+
+
+@router.get("/v1/files/{file_id}/content")
+async def content(file_id: str, services: ServicesDep, caller: CallerDep) -> StreamingResponse:
+    found = await services.files.content(caller.account_id, file_id)
+    return StreamingResponse(found.chunks, media_type=found.media_type)

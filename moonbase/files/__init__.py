@@ -1,0 +1,1 @@
+"""Files: uploads, the blob store they live in, and what is extracted from them."""
