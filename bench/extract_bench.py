@@ -23,13 +23,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from moonbase import admin  # noqa: E402
-from moonbase.app import create_app  # noqa: E402
-from moonbase.files.extract.document import extract  # noqa: E402
-from moonbase.settings import EMBEDDED_ENGINE, Settings  # noqa: E402
-from moonbase.store.database import Database  # noqa: E402
-from tests.fakes import ScriptedEngine  # noqa: E402
-from tests.files import documents  # noqa: E402
+from moonbase import admin
+from moonbase.app import create_app
+from moonbase.files.extract.document import extract
+from moonbase.settings import EMBEDDED_ENGINE, Settings
+from moonbase.store.database import Database
+from tests.fakes import ScriptedEngine
+from tests.files import documents
 
 LINE = "第{page}页 line {line}: the quarterly revenue grew by forty two percent in the east region"
 

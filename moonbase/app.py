@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from moonbase.api import admin, balance, chat, files, models, tokenizers
+from moonbase.api.body_limit import BodyLimitMiddleware
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
 from moonbase.billing.service import BillingService
+from moonbase.chat.media import MediaResolver
 from moonbase.chat.service import ChatService
 from moonbase.engines.base import Engine
 from moonbase.files.blobs import BlobStore, LocalBlobStore
@@ -67,13 +69,15 @@ def create_app(
         registry = ModelRegistry.build(settings, running)
         billing = BillingService(database, settings.billing)
         blobs = open_blob_store(settings)
+        files = FileService(database, blobs, settings.files)
+        media = MediaResolver(settings.media, files, settings.files)
         app.state.services = Services(
             settings=settings,
             db=database,
             registry=registry,
             billing=billing,
-            chat=ChatService(registry, billing, settings.default_max_completion_tokens),
-            files=FileService(database, blobs, settings.files),
+            chat=ChatService(registry, billing, media, settings.default_max_completion_tokens),
+            files=files,
         )
         try:
             yield
@@ -91,6 +95,8 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
     for module in (models, chat, files, tokenizers, balance, admin):

@@ -20,22 +20,29 @@ class ModelRegistry:
         """Serve every enabled catalog model on its configured engine.
 
         A model reports (and enforces) the smaller of the catalog's context and
-        the engine's, and image/video input only where the engine has it.
+        the engine's, and image/video input only where the engine has it. A
+        vision model (``-vision-preview``, kimi-k2.5/k2.6) whose engine is not
+        set explicitly goes to the first engine that reads images, if any.
         """
+        seeing = [name for name, engine in engines.items() if engine.capabilities.supports_image_in]
         served: dict[str, ServedModel] = {}
         for spec in MODEL_SPECS:
             config = settings.model_settings(spec.id)
             if not config.enabled:
                 continue
-            if config.engine not in engines:
-                raise ValueError(f"model {spec.id} is served by unknown engine '{config.engine}'")
-            caps = engines[config.engine].capabilities
+            engine_name = config.engine
+            chosen = spec.id in settings.models and "engine" in config.model_fields_set
+            if spec.supports_image_in and seeing and not chosen:
+                engine_name = seeing[0]
+            if engine_name not in engines:
+                raise ValueError(f"model {spec.id} is served by unknown engine '{engine_name}'")
+            caps = engines[engine_name].capabilities
             context = min(spec.context_length, caps.context_length)
             if config.context_length is not None:
                 context = min(context, config.context_length)
             served[spec.id] = ServedModel(
                 spec=spec,
-                engine_name=config.engine,
+                engine_name=engine_name,
                 context_length=context,
                 supports_image_in=spec.supports_image_in and caps.supports_image_in,
                 supports_video_in=spec.supports_video_in and caps.supports_video_in,

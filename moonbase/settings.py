@@ -98,6 +98,19 @@ class FilesSettings(BaseModel):
     ocr_languages: str = "chi_sim+eng"
 
 
+class MediaSettings(BaseModel):
+    """Images and videos in chat messages (data URLs, http(s) URLs, ms:// files)."""
+
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_video_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    max_parts_per_request: int = Field(default=64, ge=1)
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    # Fetching a URL from the server must not reach the operator's own network
+    # (SSRF): loopback, private and link-local addresses are refused unless
+    # this is set (tests, or a trusted intranet).
+    allow_private_urls: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -119,8 +132,12 @@ class Settings(BaseSettings):
     )
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     default_max_completion_tokens: int = Field(1024, ge=1)
+    # JSON request bodies beyond this are refused (413) before being parsed;
+    # it admits one 10 MB image as a data URL. Uploads have their own limit.
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     # Bearer token of the admin API (/admin/...); unset: the admin API is off.
     admin_token: str | None = None
 

@@ -28,11 +28,21 @@ from moonbase.errors import EngineOverloadedError
 
 class ScriptedEngine:
     def __init__(
-        self, reply: str = "Hello from the scripted engine.", context: int = 4096, delay: float = 0
+        self,
+        reply: str = "Hello from the scripted engine.",
+        context: int = 4096,
+        delay: float = 0,
+        vision: bool = False,
     ) -> None:
         self.reply = reply
         self.delay = delay  # seconds per token, to let a client leave mid-stream
-        self._capabilities = EngineCapabilities(context_length=context, model_name="scripted")
+        self._capabilities = EngineCapabilities(
+            context_length=context,
+            model_name="scripted",
+            supports_image_in=vision,
+            supports_video_in=vision,
+        )
+        self.rendered: list[list[ChatTurn]] = []  # the turns of every prompt rendered
         self.requests: list[GenerationRequest] = []
         self.closed = False
         self.overloaded = False  # set to refuse every request as a full queue would
@@ -44,6 +54,7 @@ class ScriptedEngine:
     async def render_prompt(
         self, turns: list[ChatTurn], assistant_prefix: str | None = None
     ) -> tuple[int, ...]:
+        self.rendered.append(turns)
         text = "".join(f"<{t.role}>{t.content}</{t.role}>" for t in turns) + "<assistant>"
         text += assistant_prefix or ""
         return tuple(ord(c) for c in text)

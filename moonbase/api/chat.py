@@ -20,7 +20,7 @@ async def create_chat_completion(
     caller: CallerDep,
     request_id: RequestIdDep,
 ) -> Response:
-    chat = await services.chat.prepare(body, request_id)
+    chat = await services.chat.prepare(body, request_id, caller.account_id)
     if body.stream:
         return await start_sse(services.chat.stream(chat, caller))
     completion = await cancel_on_disconnect(request, services.chat.complete(chat, caller))

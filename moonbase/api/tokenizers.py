@@ -12,7 +12,7 @@ router = APIRouter()
 
 @router.post("/v1/tokenizers/estimate-token-count", response_model=EstimateTokenResponse)
 async def estimate_token_count(
-    body: EstimateTokenRequest, services: ServicesDep, _caller: CallerDep
+    body: EstimateTokenRequest, services: ServicesDep, caller: CallerDep
 ) -> EstimateTokenResponse:
-    total = await services.chat.count_prompt_tokens(body.model, body.messages)
+    total = await services.chat.count_prompt_tokens(body.model, body.messages, caller.account_id)
     return EstimateTokenResponse(data=TokenCount(total_tokens=total))

@@ -4,18 +4,21 @@ Partial mode: a last assistant message with ``partial: true`` is not a turn
 but the beginning of the reply, which the model continues. Tools: the tool
 block joins the system prompt, assistant tool calls are written as the model
 writes them, and tool results come back as user turns (every template accepts
-those). Media arrive later; until then they get a clear 400.
+those). Media parts arrive resolved (``chat.media``) and ride on their turn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from moonbase.catalog import ServedModel
+from moonbase.chat.media import MediaKey
 from moonbase.chat.tools import ToolPlan, history_text, system_block
-from moonbase.engines.base import ChatTurn
-from moonbase.errors import BadRequestError
-from moonbase.schemas.chat import ChatCompletionRequest, ImagePart, Message, TextPart, VideoPart
+from moonbase.engines.base import ChatTurn, MediaInput
+from moonbase.errors import BadRequestError, InternalError
+from moonbase.schemas.chat import ChatCompletionRequest, Message, TextPart
+
+Media = Mapping[MediaKey, MediaInput]
 
 STOP_MAX_COUNT = 5
 STOP_MAX_BYTES = 32
@@ -26,28 +29,34 @@ class Conversation:
     turns: list[ChatTurn]
     assistant_prefix: str | None = None  # partial mode: the reply starts with this
 
+    @property
+    def media_tokens(self) -> int:
+        return sum(item.tokens for turn in self.turns for item in turn.media)
+
 
 def to_conversation(
     messages: list[Message],
-    model: ServedModel,
     tools: ToolPlan | None = None,
     keep_reasoning: bool = False,
+    media: Media | None = None,
 ) -> Conversation:
     """Turns for the template. History ``reasoning_content`` is dropped unless
-    ``keep_reasoning`` (kimi-k2.6 ``thinking.keep: "all"``) puts it back."""
-    conversation = _conversation(messages, model, keep_reasoning)
+    ``keep_reasoning`` (kimi-k2.6 ``thinking.keep: "all"``) puts it back.
+    ``media`` holds every image and video part, already resolved."""
+    conversation = _conversation(messages, keep_reasoning, media or {})
     if tools is None:
         return conversation
     turns = list(conversation.turns)
     block = system_block(tools)
     if turns and turns[0].role == "system":
-        turns[0] = ChatTurn("system", f"{turns[0].content}\n\n{block}", turns[0].name)
+        first = turns[0]
+        turns[0] = ChatTurn("system", f"{first.content}\n\n{block}", first.name, first.media)
     else:
         turns.insert(0, ChatTurn("system", block))
     return Conversation(turns, conversation.assistant_prefix)
 
 
-def _conversation(messages: list[Message], model: ServedModel, keep: bool) -> Conversation:
+def _conversation(messages: list[Message], keep: bool, media: Media) -> Conversation:
     builtin_ids = {
         call.id
         for message in messages
@@ -69,15 +78,15 @@ def _conversation(messages: list[Message], model: ServedModel, keep: bool) -> Co
                 param=f"messages[{index}].partial",
             )
     if messages[last].partial:
-        prefix = _text_of(messages[last], f"messages[{last}]", model)
-        turns = [_to_turn(i, m, model, keep) for i, m in enumerate(messages[:last])]
+        prefix, _ = _content_of(last, messages[last], media)
+        turns = [_to_turn(i, m, keep, media) for i, m in enumerate(messages[:last])]
         return Conversation(turns, assistant_prefix=prefix)
-    return Conversation([_to_turn(i, m, model, keep) for i, m in enumerate(messages)])
+    return Conversation([_to_turn(i, m, keep, media) for i, m in enumerate(messages)])
 
 
-def _to_turn(index: int, message: Message, model: ServedModel, keep: bool) -> ChatTurn:
+def _to_turn(index: int, message: Message, keep: bool, media: Media) -> ChatTurn:
     where = f"messages[{index}]"
-    text = _text_of(message, where, model)
+    text, attached = _content_of(index, message, media)
     if keep and message.role == "assistant" and message.reasoning_content:
         text = f"<think>{message.reasoning_content}</think>\n{text}"
     if message.role == "tool":
@@ -85,35 +94,33 @@ def _to_turn(index: int, message: Message, model: ServedModel, keep: bool) -> Ch
             raise BadRequestError(
                 f"{where}: a tool message needs tool_call_id", param=f"{where}.tool_call_id"
             )
-        return ChatTurn("user", f"<tool_response>{text}</tool_response>")
+        return ChatTurn("user", f"<tool_response>{text}</tool_response>", media=attached)
     if message.tool_calls:
         return ChatTurn("assistant", history_text(message, text), message.name)
-    if not text and message.role != "assistant":
+    if not text and not attached and message.role != "assistant":
         raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
     if message.role == "assistant" and not text and message.reasoning_content is None:
         raise BadRequestError(
             f"{where}: an assistant message needs content, reasoning_content or tool_calls",
             param=f"{where}.content",
         )
-    return ChatTurn(role=message.role, content=text, name=message.name)
+    return ChatTurn(message.role, text, message.name, attached)
 
 
-def _text_of(message: Message, where: str, model: ServedModel) -> str:
+def _content_of(index: int, message: Message, media: Media) -> tuple[str, tuple[MediaInput, ...]]:
     content = message.content
     if content is None or isinstance(content, str):
-        return content or ""
+        return content or "", ()
     texts: list[str] = []
+    attached: list[MediaInput] = []
     for part_index, part in enumerate(content):
         if isinstance(part, TextPart):
             texts.append(part.text)
-        elif isinstance(part, ImagePart | VideoPart):
-            kind = "image" if isinstance(part, ImagePart) else "video"
-            raise BadRequestError(
-                f"model {model.id} cannot read {kind} input on this deployment "
-                f"(see supports_{kind}_in in GET /v1/models)",
-                param=f"{where}.content[{part_index}]",
-            )
-    return "\n".join(texts)
+        elif (found := media.get((index, part_index))) is not None:
+            attached.append(found)
+        else:  # chat.media resolves every media part before this runs
+            raise InternalError(f"messages[{index}].content[{part_index}] was not resolved")
+    return "\n".join(texts), tuple(attached)
 
 
 def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:

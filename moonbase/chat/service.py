@@ -26,6 +26,7 @@ from moonbase.chat.conversation import (
     stop_strings,
     to_conversation,
 )
+from moonbase.chat.media import MediaResolver, find_media
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
@@ -77,18 +78,47 @@ class PreparedChat:
 
 class ChatService:
     def __init__(
-        self, registry: ModelRegistry, billing: BillingService, default_max_tokens: int
+        self,
+        registry: ModelRegistry,
+        billing: BillingService,
+        media: MediaResolver,
+        default_max_tokens: int,
     ) -> None:
         self._registry = registry
         self._billing = billing
+        self._media = media
         self._default_max_tokens = default_max_tokens
 
-    async def count_prompt_tokens(self, model_id: str, messages: list[Message]) -> int:
-        """Tokens of the chat-templated prompt: equal to a completion's prompt_tokens."""
+    async def count_prompt_tokens(
+        self, model_id: str, messages: list[Message], account_id: str
+    ) -> int:
+        """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
-        return len(await self._render(model, messages))
+        conversation = await self._conversation(messages, model, account_id)
+        prompt = await self._tokens(model, conversation.turns, conversation.assistant_prefix)
+        return len(prompt) + conversation.media_tokens
 
-    async def prepare(self, request: ChatCompletionRequest, request_id: str) -> PreparedChat:
+    async def _conversation(
+        self,
+        messages: list[Message],
+        model: ServedModel,
+        account_id: str,
+        tools: ToolPlan | None = None,
+        keep_reasoning: bool = False,
+    ) -> Conversation:
+        references = find_media(messages)
+        media = {}
+        if references:
+            capable = {
+                "image": [m.id for m in self._registry.all() if m.supports_image_in],
+                "video": [m.id for m in self._registry.all() if m.supports_video_in],
+            }
+            media = await self._media.resolve(references, account_id, model, capable)
+        return to_conversation(messages, tools, keep_reasoning, media)
+
+    async def prepare(
+        self, request: ChatCompletionRequest, request_id: str, account_id: str
+    ) -> PreparedChat:
         model = self._registry.get(request.model)
         plan = plan_sampling(model.family, request)
         check_partial_mode(request)
@@ -102,14 +132,17 @@ class ChatService:
                 )
             constraint = calls_constraint(tools)
         stops = stop_strings(request.stop)
-        conversation = to_conversation(request.messages, model, tools, plan.keep_reasoning)
+        conversation = await self._conversation(
+            request.messages, model, account_id, tools, plan.keep_reasoning
+        )
         prompt = await self._tokens(model, conversation.turns, conversation.assistant_prefix)
+        prompt_size = len(prompt) + conversation.media_tokens
         asked = request.max_completion_tokens or request.max_tokens
         if model.id == AUTO_MODEL_ID:
             model = self._registry.get(
-                pick_auto_model(len(prompt), asked or self._default_max_tokens)
+                pick_auto_model(prompt_size, asked or self._default_max_tokens)
             )
-        max_tokens = self._budget(model, len(prompt), asked)
+        max_tokens = self._budget(model, prompt_size, asked)
         thinking = None
         if plan.thinking:
             thinking = await self._thinking_plan(model, conversation)
@@ -228,10 +261,6 @@ class ChatService:
         generation = chat.generation
         estimate = len(generation.prompt_tokens) + generation.n * generation.max_tokens
         return await self._billing.admit(caller, generation.request_id, estimate)
-
-    async def _render(self, model: ServedModel, messages: list[Message]) -> tuple[int, ...]:
-        conversation = to_conversation(messages, model)
-        return await self._tokens(model, conversation.turns, conversation.assistant_prefix)
 
     async def _tokens(
         self, model: ServedModel, turns: list[ChatTurn], assistant_prefix: str | None

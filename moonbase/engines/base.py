@@ -16,12 +16,30 @@ FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True)
+class MediaInput:
+    """An image or video of a message, fetched and checked by the platform.
+
+    Only engines whose capabilities say they read the kind ever receive one;
+    an upstream engine passes it on as an OpenAI content part.
+    """
+
+    kind: Literal["image", "video"]
+    mime_type: str
+    data: bytes
+    width: int
+    height: int
+    duration_ms: int | None = None
+    tokens: int = 0  # the platform's estimate of its share of the prompt
+
+
+@dataclass(frozen=True)
 class ChatTurn:
-    """One message of a conversation, already normalised to text."""
+    """One message of a conversation: its text, and its media in message order."""
 
     role: str
     content: str
     name: str | None = None
+    media: tuple[MediaInput, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,26 @@ class StopMatcher:
             return ""
         buffer = self._pending + text
         cut = self._first_match(buffer)
-        if cut is not None:
+        # A longer stop string that began before ``cut`` may still complete and
+        # win (stops "c" and "aca" over "a|ac|a"): hold from where it begins.
+        hold_from = len(buffer) - self._longest_partial_suffix(buffer)
+        if cut is not None and cut <= hold_from:
             self.stopped = True
             self._pending = ""
             return buffer[:cut]
-        keep = self._longest_partial_suffix(buffer)
-        self._pending = buffer[len(buffer) - keep :] if keep else ""
-        return buffer[: len(buffer) - keep]
+        self._pending = buffer[hold_from:]
+        return buffer[:hold_from]
 
     def flush(self) -> str:
-        """Release what was held back (the generation ended without a stop)."""
+        """Release what was held back: the generation ended."""
+        if self.stopped:
+            return ""
         released, self._pending = self._pending, ""
-        return "" if self.stopped else released
+        cut = self._first_match(released)
+        if cut is not None:  # a stop held back behind a longer partial one
+            self.stopped = True
+            return released[:cut]
+        return released
 
     def _first_match(self, buffer: str) -> int | None:
         positions = [pos for s in self._stops if (pos := buffer.find(s)) >= 0]

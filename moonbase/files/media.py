@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -31,12 +32,12 @@ class Media:
     duration_ms: int | None = None
 
 
-def probe_image(path: Path) -> Media:
+def probe_image(source: Path | IO[bytes]) -> Media:
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image_format = image.format or ""
                 image.load()
                 width, height = image.size

@@ -62,3 +62,10 @@ def test_utf8_stream_holds_incomplete_characters():
     decoder = Utf8Stream()
     text = "".join(decoder.decode(data[i : i + 1]) for i in range(len(data)))
     assert text + decoder.flush() == "héllo 月"
+
+
+def test_a_longer_stop_that_began_earlier_wins_over_a_shorter_complete_one():
+    out, stopped = stream(["aa", "c", "a"], ("c", "aca"))
+    assert "".join(out) == "a" and stopped
+    out, stopped = stream(["aac"], ("c", "aca"))  # the longer one never completes
+    assert "".join(out) == "aa" and stopped

@@ -397,6 +397,8 @@ class Scheduler:
 
     def _end_choice(self, seq: Sequence, reason: FinishReason) -> None:
         tail = seq.matcher.feed(seq.utf8.flush()) + seq.matcher.flush()
+        if seq.matcher.stopped:  # a stop string held back until the end completed
+            reason = "stop"
         if tail:
             seq.job.emit(TextDelta(seq.index, tail, seq.unreported))
             seq.unreported = 0
