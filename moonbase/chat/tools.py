@@ -190,6 +190,24 @@ class ParsedReply:
     calls: list[dict[str, Any]]  # OpenAI tool_calls objects
 
 
+def _finished_calls(text: str) -> list[Any]:
+    """The complete call objects at the start of an unfinished ``{"calls": [...`` reply."""
+    start = text.find("[")
+    if start < 0:
+        return []
+    decoder = json.JSONDecoder()
+    calls: list[Any] = []
+    position = start + 1
+    while True:
+        while position < len(text) and text[position] in " \t\n\r,":
+            position += 1
+        try:
+            call, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            return calls
+        calls.append(call)
+
+
 def parse_reply(text: str, plan: ToolPlan) -> ParsedReply:
     """Split generated text into content and tool calls."""
     raw: list[Any]
@@ -198,7 +216,9 @@ def parse_reply(text: str, plan: ToolPlan) -> ParsedReply:
         try:
             raw = json.loads(text).get("calls", [])
         except (json.JSONDecodeError, AttributeError):
-            return ParsedReply(text, [])  # cut by max_tokens: hand back what there is
+            # Cut by max_tokens: keep the calls that were finished (a small
+            # model may go on repeating calls until the budget runs out).
+            raw = _finished_calls(text)
         content = None
     else:
         raw = []

@@ -1,4 +1,4 @@
-from moonbase.chat.tools import ToolPlan, calls_constraint
+from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply
 from moonbase.engines.llamacpp.sampler import json_grammar
 from moonbase.schemas.chat import ToolDefinition
 
@@ -29,3 +29,26 @@ def test_tools_defs_are_hoisted_with_their_references_renamed():
     variants = schema["properties"]["calls"]["items"]["anyOf"]
     assert variants[0]["properties"]["arguments"] == {"$ref": "#/$defs/make_tree__root"}
     assert "root ::=" in json_grammar(schema)  # llama.cpp's converter accepts the result
+
+
+def _weather_plan(forced: bool) -> ToolPlan:
+    tool = ToolDefinition.model_validate(
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    )
+    return ToolPlan([tool], forced, 0)
+
+
+def test_a_forced_reply_cut_by_max_tokens_keeps_its_finished_calls():
+    text = (
+        '{"calls": [{ "name": "get_weather", "arguments": { "city": "Beijing"}}, '
+        '{"name": "get_weather", "arguments": { "city": "Bei'
+    )
+    reply = parse_reply(text, _weather_plan(forced=True))
+    assert reply.content is None
+    assert [call["function"]["arguments"] for call in reply.calls] == ['{"city": "Beijing"}']
+    assert reply.calls[0]["id"] == "functions.get_weather:0"
+
+
+def test_a_forced_reply_cut_before_any_call_is_handed_back_as_text():
+    reply = parse_reply('{"calls": [{"name": "get_w', _weather_plan(forced=True))
+    assert reply.calls == [] and reply.content == '{"calls": [{"name": "get_w'
