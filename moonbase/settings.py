@@ -43,6 +43,13 @@ class EngineSettings(BaseModel):
     prefill_chunk: int = Field(default=64, ge=1)
     # Requests waiting for the engine beyond this are refused with a 429.
     max_queued: int = Field(64, ge=1)
+    # Bounds of grammar-constrained JSON (response_format, forced tool calls),
+    # so that a small model's reply ends inside max_tokens: string length,
+    # array items / free object members, nesting of free-form values. Every
+    # bounded output still validates; raise them for a larger GGUF.
+    json_max_string_chars: int = Field(48, ge=1)
+    json_max_items: int = Field(5, ge=1)
+    json_max_depth: int = Field(2, ge=0)
     seed: int = 0
 
 

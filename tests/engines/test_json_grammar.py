@@ -1,19 +1,135 @@
-import pytest
+import json
+import re
+from pathlib import Path
 
-from moonbase.engines.llamacpp.sampler import GrammarError, json_grammar
+import llama_cpp
+import pytest
+from llama_cpp import _internals
+
+from moonbase.engines.llamacpp.json_grammar import (
+    MAX_MINIMUM,
+    GrammarError,
+    JsonBounds,
+    json_grammar,
+)
+from moonbase.engines.llamacpp.model_file import default_model_path
+from moonbase.engines.llamacpp.sampler import compile_grammar
+
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "mfjs"
+
+
+def valid_vector_schemas() -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(VECTORS.glob("validator_cases/*/valid.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    model = _internals.LlamaModel(
+        path_model=str(default_model_path()),
+        params=llama_cpp.llama_model_default_params(),
+        verbose=False,
+    )
+    yield model.vocab
+    model.close()
+
+
+def rule(grammar: str, name: str) -> str:
+    return next(line for line in grammar.splitlines() if line.startswith(f"{name} ::="))
 
 
 def test_strings_exclude_raw_control_characters():
     grammar = json_grammar({"type": "object", "properties": {"a": {"type": "string"}}})
-    char_rule = next(line for line in grammar.splitlines() if line.startswith("char ::="))
-    assert r"\x00-\x1F" in char_rule
+    assert r"\x00-\x1F" in rule(grammar, "char")
 
 
 def test_json_object_mode_has_an_object_root():
-    root = next(line for line in json_grammar(None).splitlines() if line.startswith("root ::="))
-    assert "object" in root or '"{"' in root
+    assert '"{"' in rule(json_grammar(None), "root")
 
 
 def test_unconvertible_schemas_are_a_grammar_error():
     with pytest.raises(GrammarError):
         json_grammar({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}})
+
+
+def test_every_repetition_is_bounded():
+    grammar = json_grammar(
+        {
+            "type": "object",
+            "properties": {"tags": {"type": "array", "items": {"type": "string"}}, "any": {}},
+            "additionalProperties": True,
+        },
+        JsonBounds(max_string=7, max_items=3, max_depth=1),
+    )
+    without_literals = re.sub(r'"(\\.|[^"\\])*"|\[(\\.|[^\]\\])*\]', "", grammar)
+    assert "*" not in without_literals and "+" not in without_literals
+    assert "char{0,7}" in grammar and "{0,3}" in grammar
+
+
+def test_keys_with_escapes_and_emoji_are_literal_json():
+    grammar = json_grammar(
+        {"type": "object", "properties": {"a\\n": {"type": "null"}, "😊": {"type": "null"}}}
+    )
+    assert r'"\"a\\\\n\""' in grammar  # JSON text "a\\n": a backslash, then n
+    assert r'"\"\\ud83d\\ude0a\""' in grammar  # a JSON surrogate-pair escape, not two UTF-8 halves
+
+
+def test_enum_wins_over_a_type_list():
+    grammar = json_grammar(
+        {"type": "object", "properties": {"x": {"enum": [True], "type": ["boolean", "null"]}}}
+    )
+    assert rule(grammar, "x") == 'x ::= "true"'
+
+
+def test_free_members_cannot_repeat_a_declared_key():
+    grammar = json_grammar(
+        {
+            "type": "object",
+            "properties": {"x": {"type": "string"}},
+            "additionalProperties": {"type": "integer"},
+        }
+    )
+    key = rule(grammar, "additional-kv-key")
+    assert '"x" ([^' in key  # "x" must be followed by more characters
+    assert r"\u0078]" in key  # and no other first character is x
+
+
+def test_every_valid_vector_compiles_in_llama_cpp(vocab):
+    schemas = valid_vector_schemas()
+    assert len(schemas) > 200
+    failures = []
+    for schema in schemas:
+        if schema.get("minLength", 0) > MAX_MINIMUM:  # 999999999999 characters: refused, below
+            continue
+        try:
+            llama_cpp.llama_sampler_free(compile_grammar(vocab, json_grammar(schema)))
+        except GrammarError as error:
+            failures.append(f"{json.dumps(schema)[:120]}: {error}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_minimum_no_reply_could_reach_is_a_grammar_error():
+    with pytest.raises(GrammarError, match="minLength 999999999999"):
+        json_grammar({"type": "string", "minLength": 999999999999})
+
+
+def test_recursive_references_compile(vocab):
+    for schema in (
+        {"type": "object", "properties": {"child": {"$ref": "#"}, "name": {"type": "string"}}},
+        {
+            "$defs": {
+                "linked_list_node": {
+                    "type": "object",
+                    "properties": {
+                        "next": {"anyOf": [{"$ref": "#/$defs/linked_list_node"}, {"type": "null"}]}
+                    },
+                }
+            },
+            "type": "object",
+            "properties": {"head": {"$ref": "#/$defs/linked_list_node"}},
+        },
+    ):
+        llama_cpp.llama_sampler_free(compile_grammar(vocab, json_grammar(schema)))

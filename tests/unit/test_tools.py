@@ -1,5 +1,5 @@
 from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply
-from moonbase.engines.llamacpp.sampler import json_grammar
+from moonbase.engines.llamacpp.json_grammar import json_grammar
 from moonbase.schemas.chat import ToolDefinition
 
 

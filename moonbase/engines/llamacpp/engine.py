@@ -27,8 +27,9 @@ from moonbase.engines.base import (
     JsonConstraint,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplate
+from moonbase.engines.llamacpp.json_grammar import GrammarError, JsonBounds, json_grammar
 from moonbase.engines.llamacpp.model_file import resolve_model_path
-from moonbase.engines.llamacpp.sampler import GrammarError, compile_grammar, json_grammar
+from moonbase.engines.llamacpp.sampler import compile_grammar
 from moonbase.engines.llamacpp.scheduler import END, Job, Scheduler
 from moonbase.errors import BadRequestError
 from moonbase.settings import EngineSettings
@@ -66,6 +67,11 @@ class LlamaCppEngine:
         )
         # Never report or accept more than the model was trained for.
         context = min(llama_cpp.llama_n_ctx(self._context.ctx), self._model.n_ctx_train())
+        self._json_bounds = JsonBounds(
+            max_string=settings.json_max_string_chars,
+            max_items=settings.json_max_items,
+            max_depth=settings.json_max_depth,
+        )
         self._capabilities = EngineCapabilities(
             context_length=context, model_name=metadata.get("general.name", self.model_path.stem)
         )
@@ -124,7 +130,7 @@ class LlamaCppEngine:
     def _grammar_for(self, constraint: JsonConstraint) -> str:
         """GBNF for the constraint, proven to compile before it reaches the scheduler."""
         try:
-            grammar = json_grammar(constraint.schema)
+            grammar = json_grammar(constraint.schema, self._json_bounds)
             llama_cpp.llama_sampler_free(compile_grammar(self._model.vocab, grammar))
         except GrammarError as exc:
             raise BadRequestError(str(exc), param="response_format") from exc

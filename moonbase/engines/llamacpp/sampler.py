@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import random
-from typing import Any
 
 import llama_cpp
-from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from moonbase.engines.base import SamplingParams
+from moonbase.engines.llamacpp.json_grammar import GrammarError
 
 # OpenAI's penalties apply to everything generated so far, not a window.
 _PENALTY_WINDOW = -1
@@ -86,31 +84,9 @@ class PieceTable:
         return piece
 
 
-_LOOSE_STRING_CHAR = r'char ::= [^"\\] |'
-_JSON_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
-
-
-class GrammarError(ValueError):
-    pass
-
-
 def compile_grammar(vocab: object, grammar: str) -> object:
     """A llama.cpp grammar sampler; GrammarError if llama.cpp cannot parse the grammar."""
     sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
     if not sampler:
         raise GrammarError("llama.cpp could not compile the output grammar")
     return sampler
-
-
-def json_grammar(schema: dict[str, Any] | None) -> str:
-    """GBNF for one JSON object (matching ``schema`` when given), via llama.cpp's converter."""
-    try:
-        grammar = json_schema_to_gbnf(
-            json.dumps(schema if schema is not None else {"type": "object"})
-        )
-    except Exception as exc:  # the converter raises plain exceptions on schemas it lacks
-        raise GrammarError(f"cannot turn this JSON schema into a grammar: {exc}") from exc
-    # llama-cpp-python's converter lets raw control characters into strings,
-    # which JSON forbids (seen: 14 of 60 schemas' outputs failed to parse);
-    # llama.cpp's own converter excludes them, as this does.
-    return grammar.replace(_LOOSE_STRING_CHAR, _JSON_STRING_CHAR)

@@ -1,0 +1,277 @@
+"""JSON schema -> GBNF for the embedded engine, bounded so that a reply ends.
+
+llama.cpp's grammar guarantees that every token keeps the output a valid
+prefix; it cannot make a small model finish. SmolLM2-135M writes a string
+until ``max_tokens`` runs out ("2018 2018 2018 ..."), and a cut reply is not
+JSON. So the grammar here admits only bounded values: strings of at most
+``max_string`` characters, at most ``max_items`` array items and free object
+members, free-form values nested at most ``max_depth`` deep. Every output it
+admits still validates against the schema (a bound never goes below a
+schema's own minimum); it is a subset of the valid outputs, not a change of
+meaning. The bounds are engine settings: raise them for a larger model.
+
+Two faults of llama-cpp-python's converter are corrected on the way:
+literals are not backslash-escaped for GBNF (a key like ``a\\n`` or an emoji
+key came out wrong), and ``enum`` is ignored when ``type`` is a list.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from llama_cpp.llama_grammar import INVALID_RULE_CHARS_RE, SchemaConverter
+
+
+class GrammarError(ValueError):
+    """The schema cannot be turned into a grammar llama.cpp accepts."""
+
+
+@dataclass(frozen=True)
+class JsonBounds:
+    max_string: int = 48
+    max_items: int = 5
+    max_depth: int = 2
+
+
+_LOOSE_STRING_CHAR = r'char ::= [^"\\] |'
+# JSON forbids raw control characters in strings; llama.cpp's own converter
+# excludes them, llama-cpp-python's does not.
+_JSON_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+_LITERAL_ESCAPES = re.compile(r'[\r\n"\\]')
+_ESCAPED = {"\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}
+_SCALARS = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+
+
+_PLAIN_CHAR = r'[^"\\\x7F\x00-\x1F'
+_END = ""
+
+
+class _Converter(SchemaConverter):
+    def __init__(self, bounds: JsonBounds) -> None:
+        super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        self._bounds = bounds
+        self._declared: list[list[str]] = []  # property names of the objects being built
+
+    def _format_literal(self, literal: str) -> str:
+        return '"' + _LITERAL_ESCAPES.sub(lambda m: _ESCAPED[m.group(0)], literal) + '"'
+
+    def _resolve_ref(self, ref: str) -> str:
+        # The converter names a rule from its $defs key as is; a recursive
+        # reference then points at "linked_list_node" while the rule was
+        # written as "linked-list-node" (GBNF names allow no "_").
+        name = INVALID_RULE_CHARS_RE.sub("-", ref.split("/")[-1])
+        if name not in self._rules and ref not in self._refs_being_resolved:
+            self._refs_being_resolved.add(ref)
+            name = self.visit(self._refs[ref], name)
+            self._refs_being_resolved.remove(ref)
+        return name
+
+    def _build_object_rule(self, properties: Any, required: Any, name: str, extra: Any) -> Any:
+        self._declared.append([prop for prop, _ in properties])
+        try:
+            return super()._build_object_rule(properties, required, name, extra)
+        finally:
+            self._declared.pop()
+
+    def _add_rule(self, name: str, rule: str) -> str:
+        # A free member's key must not repeat a declared property: the JSON
+        # would carry the key twice and the last value (of the wrong type) win.
+        if name.endswith("additional-kv") and rule.startswith("string ") and self._declared:
+            key = super()._add_rule(f"{name}-key", self._not_strings(self._declared[-1]))
+            rule = key + rule[len("string") :]
+        return str(super()._add_rule(name, rule))
+
+    def _not_strings(self, words: list[str]) -> str:
+        """A JSON string of plain characters (no escapes) that is none of ``words``."""
+        trie: dict[str, Any] = {}
+        for word in words:
+            if _LITERAL_ESCAPES.search(word) or any(ord(c) < 0x20 or c == "\x7f" for c in word):
+                continue  # needs escaping in JSON: a plain-character key cannot equal it
+            node = trie
+            for char in word:
+                node = node.setdefault(char, {})
+            node[_END] = {}
+        tail = f"{_PLAIN_CHAR}]{{0,{self._bounds.max_string}}}"
+
+        def branch(node: dict[str, Any]) -> str:
+            children = [char for char in node if char != _END]
+            options = [f"{self._format_literal(char)} {branch(node[char])}" for char in children]
+            excluded = "".join(_class_escape(char) for char in children)
+            options.append(f"{_PLAIN_CHAR}{excluded}] {tail}")
+            body = "(" + " | ".join(options) + ")"
+            return body if _END in node else body + "?"
+
+        return f'"\\"" {branch(trie)} "\\"" space'
+
+
+def _class_escape(char: str) -> str:
+    return f"\\u{ord(char):04X}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08X}"
+
+
+def json_grammar(schema: dict[str, Any] | None, bounds: JsonBounds | None = None) -> str:
+    """GBNF for one JSON object (matching ``schema`` when given)."""
+    bounds = bounds or JsonBounds()
+    root = _without_root_references(
+        copy.deepcopy(schema) if schema is not None else {"type": "object"}
+    )
+    try:
+        converter = _Converter(bounds)
+        resolved = converter.resolve_refs(_bounded(root, bounds, bounds.max_depth), "schema")
+        converter.visit(resolved, "")
+        grammar = converter.format_grammar()
+    except Exception as exc:  # the converter raises plain exceptions on schemas it lacks
+        raise GrammarError(f"cannot turn this JSON schema into a grammar: {exc}") from exc
+    return _cap_repetitions(grammar.replace(_LOOSE_STRING_CHAR, _JSON_STRING_CHAR), bounds)
+
+
+_SELF = "moonbase-root"
+
+
+def _without_root_references(schema: dict[str, Any]) -> dict[str, Any]:
+    """``{"$ref": "#"}`` (the whole schema, recursively) as a reference into $defs,
+    which the converter understands."""
+    if not _refers_to_root(schema):
+        return schema
+    defs = dict(schema.get("$defs") or {})
+    body = {key: value for key, value in schema.items() if key not in ("$defs", "$id")}
+    defs[_SELF] = body
+    # The root stays the body itself: the converter cannot start from a bare $ref.
+    pointed = _point_root_at(body)
+    return {**pointed, "$defs": {name: _point_root_at(sub) for name, sub in defs.items()}}
+
+
+def _refers_to_root(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("$ref") == "#" or any(_refers_to_root(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_refers_to_root(item) for item in node)
+    return False
+
+
+def _point_root_at(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_point_root_at(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _point_root_at(value) for key, value in node.items()}
+    if out.get("$ref") == "#":
+        out["$ref"] = f"#/$defs/{_SELF}"
+    return out
+
+
+def _any_value(depth: int) -> dict[str, Any]:
+    """A free-form JSON value, nested at most ``depth`` levels."""
+    if depth <= 0:
+        return {"anyOf": copy.deepcopy(_SCALARS)}
+    inner = _any_value(depth - 1)
+    return {
+        "anyOf": [
+            *copy.deepcopy(_SCALARS),
+            {"type": "array", "items": inner},
+            {"type": "object", "additionalProperties": copy.deepcopy(inner)},
+        ]
+    }
+
+
+def _bounded(node: Any, bounds: JsonBounds, depth: int) -> Any:
+    """The schema with free-form parts made explicit, depth-bounded values."""
+    if node is True or node == {}:
+        return _any_value(depth)
+    if not isinstance(node, dict):
+        return node
+    node = {key: value for key, value in node.items()}
+    if "enum" in node and "type" in node:
+        # Both apply; the converter would honour only the type list.
+        types = node.pop("type")
+        allowed = set(types) if isinstance(types, list) else {types}
+        node["enum"] = [value for value in node["enum"] if _json_type(value) & allowed]
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            node[key] = {name: _bounded(sub, bounds, depth) for name, sub in node[key].items()}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(node.get(key), list):
+            node[key] = [_bounded(sub, bounds, depth) for sub in node[key]]
+    types = node.get("type")
+    kinds = set(types) if isinstance(types, list) else {types}
+    _cap(node, "minLength", "maxLength", bounds.max_string)
+    _cap(node, "minItems", "maxItems", bounds.max_items + 1)
+    if "items" in node:
+        node["items"] = _bounded(node["items"], bounds, depth - 1)
+    elif "array" in kinds:
+        node["items"] = _any_value(depth - 1)
+    extra = node.get("additionalProperties")
+    if extra is True or isinstance(extra, dict):
+        node["additionalProperties"] = _bounded(extra, bounds, depth - 1)
+    elif "object" in kinds and extra is None and "properties" not in node:
+        node["additionalProperties"] = _any_value(depth - 1)
+    return node
+
+
+# The converter writes a bound of n as n nested optionals: far beyond this a
+# grammar is too large to build (maxLength 5000000 in the vectors).
+MAX_MINIMUM = 4096
+
+
+def _cap(node: dict[str, Any], low: str, high: str, bound: int) -> None:
+    """Lower a schema's maximum to ``bound``, never below its own minimum."""
+    minimum = node.get(low, 0)
+    if isinstance(minimum, int) and minimum > MAX_MINIMUM:
+        raise GrammarError(f"{low} {minimum} is more than this engine can generate")
+    maximum = node.get(high)
+    if maximum is None or (isinstance(maximum, int) and maximum > bound):
+        if high in node or low in node:
+            node[high] = max(bound, minimum if isinstance(minimum, int) else 0)
+
+
+def _json_type(value: Any) -> set[str]:
+    if value is None:
+        return {"null"}
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"number"}
+    if isinstance(value, str):
+        return {"string"}
+    return {"array"} if isinstance(value, list) else {"object"}
+
+
+def _cap_repetitions(grammar: str, bounds: JsonBounds) -> str:
+    """Replace unbounded ``*`` and ``+`` with ``{0,n}`` and ``{1,n}``.
+
+    Strings (``char*``) get ``max_string``, everything else (array items,
+    object members, regex repetitions) ``max_items``. Quoted literals and
+    character classes are copied untouched.
+    """
+    out: list[str] = []
+    index = 0
+    while index < len(grammar):
+        char = grammar[index]
+        if char in '"[':
+            end = _skip_quoted(grammar, index, '"' if char == '"' else "]")
+            out.append(grammar[index:end])
+            index = end
+            continue
+        if char in "*+":
+            limit = bounds.max_string if grammar[index - 4 : index] == "char" else bounds.max_items
+            out.append(f"{{{0 if char == '*' else 1},{limit}}}")
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _skip_quoted(text: str, start: int, closing: str) -> int:
+    index = start + 1
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == closing:
+            return index + 1
+        index += 1
+    return index
