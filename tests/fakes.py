@@ -33,6 +33,7 @@ class ScriptedEngine:
         context: int = 4096,
         delay: float = 0,
         vision: bool = False,
+        native_reasoning: bool = False,
     ) -> None:
         self.reply = reply
         self.delay = delay  # seconds per token, to let a client leave mid-stream
@@ -41,6 +42,7 @@ class ScriptedEngine:
             model_name="scripted",
             supports_image_in=vision,
             supports_video_in=vision,
+            native_reasoning=native_reasoning,
         )
         self.rendered: list[list[ChatTurn]] = []  # the turns of every prompt rendered
         self.requests: list[GenerationRequest] = []

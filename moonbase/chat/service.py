@@ -27,6 +27,7 @@ from moonbase.chat.conversation import (
     to_conversation,
 )
 from moonbase.chat.media import MediaResolver, find_media
+from moonbase.chat.native_reasoning import split_reasoning
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
@@ -71,7 +72,8 @@ class PreparedChat:
     generation: GenerationRequest
     include_usage: bool
     tools: ToolPlan | None
-    thinking: ThinkingPlan | None
+    thinking: ThinkingPlan | None  # a reasoning phase, for models that do not reason natively
+    show_reasoning: bool  # thinking is on: reasoning_content is sent
     prompt_cache_key: str | None
     safety_identifier: str | None
 
@@ -143,14 +145,15 @@ class ChatService:
                 pick_auto_model(prompt_size, asked or self._default_max_tokens)
             )
         max_tokens = self._budget(model, prompt_size, asked)
+        engine = self._registry.engine(model)
         thinking = None
-        if plan.thinking:
+        if plan.thinking and not engine.capabilities.native_reasoning:
             thinking = await self._thinking_plan(model, conversation)
         return PreparedChat(
             completion_id=f"chatcmpl-{secrets.token_hex(12)}",
             created=int(time.time()),
             model_id=model.id,
-            engine=self._registry.engine(model),
+            engine=engine,
             generation=GenerationRequest(
                 request_id=request_id,
                 prompt_tokens=prompt,
@@ -169,6 +172,7 @@ class ChatService:
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
             tools=tools,
             thinking=thinking,
+            show_reasoning=plan.thinking,
             prompt_cache_key=request.prompt_cache_key,
             safety_identifier=request.safety_identifier,
         )
@@ -176,6 +180,13 @@ class ChatService:
     def _events(self, chat: PreparedChat) -> AsyncGenerator[ChatEvent, None]:
         if chat.thinking is not None:
             return think_then_answer(chat.engine, chat.generation, chat.thinking)
+        capabilities = chat.engine.capabilities
+        if capabilities.native_reasoning:
+            return split_reasoning(
+                chat.engine.generate(chat.generation),
+                capabilities.reasoning_starts_open,
+                keep_reasoning=chat.show_reasoning,
+            )
         return chat.engine.generate(chat.generation)
 
     async def _thinking_plan(self, model: ServedModel, conversation: Conversation) -> ThinkingPlan:

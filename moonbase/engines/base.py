@@ -108,6 +108,10 @@ class EngineCapabilities:
     supports_image_in: bool = False
     supports_video_in: bool = False
     model_name: str = ""
+    # The model writes its own reasoning between <think> and </think>;
+    # starts_open: the chat template opens that block in the prompt.
+    native_reasoning: bool = False
+    reasoning_starts_open: bool = False
 
 
 @runtime_checkable

@@ -48,6 +48,19 @@ class ChatTemplate:
         self._bos_token = bos_token
         self._eos_token = eos_token
 
+    @property
+    def reasons_natively(self) -> bool:
+        """The template knows a <think> block: the model writes its own reasoning."""
+        return "<think>" in self.source
+
+    def opens_reasoning(self) -> bool:
+        """The generation prompt itself opens the <think> block (DeepSeek-R1 style)."""
+        try:
+            rendered = self.render([ChatTurn("user", "hi")])
+        except ChatTemplateError:
+            return False
+        return rendered.rstrip().endswith("<think>")
+
     def render(self, turns: list[ChatTurn]) -> str:
         messages: list[dict[str, Any]] = []
         for turn in turns:

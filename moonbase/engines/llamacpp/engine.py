@@ -73,7 +73,10 @@ class LlamaCppEngine:
             max_depth=settings.json_max_depth,
         )
         self._capabilities = EngineCapabilities(
-            context_length=context, model_name=metadata.get("general.name", self.model_path.stem)
+            context_length=context,
+            model_name=metadata.get("general.name", self.model_path.stem),
+            native_reasoning=self._template.reasons_natively,
+            reasoning_starts_open=self._template.opens_reasoning(),
         )
         self._scheduler = Scheduler(
             self._context.ctx,
