@@ -136,3 +136,12 @@ def mp4(path: Path, frames: int = 24, fps: int = 12) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def encrypted(path: Path, source: Path, password: str = "s3cret") -> Path:
+    """``source`` (a docx, xlsx or pptx) encrypted the way Office does it."""
+    import msoffcrypto
+
+    with source.open("rb") as plain, path.open("wb") as locked:
+        msoffcrypto.OfficeFile(plain).encrypt(password, locked)
+    return path

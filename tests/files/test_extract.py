@@ -44,6 +44,14 @@ def test_truncated_pdf_is_a_clear_error(tmp_path: Path) -> None:
         run(broken)
 
 
+@pytest.mark.parametrize("make", [documents.docx, documents.xlsx, documents.pptx])
+def test_encrypted_office_documents_are_a_clear_error(tmp_path: Path, make) -> None:
+    plain = make(tmp_path / "plain")
+    locked = documents.encrypted(tmp_path / "locked", plain)
+    with pytest.raises(ExtractionFailed, match="encrypted with a password"):
+        run(locked, "locked.docx")
+
+
 def test_docx_paragraphs_and_tables_in_order(tmp_path: Path) -> None:
     result = run(documents.docx(tmp_path / "a.docx"))
     assert result.content_type.endswith("wordprocessingml.document")
