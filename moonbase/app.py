@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from moonbase.api import admin, balance, chat, files, models, tokenizers
+from moonbase.api import admin, balance, batches, chat, files, models, tokenizers
 from moonbase.api.body_limit import BodyLimitMiddleware
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
+from moonbase.batches.service import BatchService
+from moonbase.batches.worker import BatchWorker
 from moonbase.billing.service import BillingService
 from moonbase.chat.media import MediaResolver
 from moonbase.chat.service import ChatService
@@ -71,17 +74,27 @@ def create_app(
         blobs = open_blob_store(settings)
         files = FileService(database, blobs, settings.files)
         media = MediaResolver(settings.media, files, settings.files)
+        chat_service = ChatService(registry, billing, media, settings.default_max_completion_tokens)
         app.state.services = Services(
             settings=settings,
             db=database,
             registry=registry,
             billing=billing,
-            chat=ChatService(registry, billing, media, settings.default_max_completion_tokens),
+            chat=chat_service,
             files=files,
+            batches=BatchService(database, files, settings.batches),
         )
+        worker = None
+        if settings.batches.run_worker:
+            app.state.batch_worker = BatchWorker(database, files, chat_service, settings.batches)
+            worker = asyncio.create_task(app.state.batch_worker.run(), name="batch-worker")
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             for engine in owned.values():
                 await engine.close()
             await blobs.close()
@@ -99,7 +112,7 @@ def create_app(
     # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
-    for module in (models, chat, files, tokenizers, balance, admin):
+    for module in (models, chat, files, batches, tokenizers, balance, admin):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -81,6 +82,26 @@ def serve(
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
+
+
+@app.command()
+def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Run only the batch worker (no HTTP), beside gateways started with
+    MOONBASE_BATCHES__RUN_WORKER=false; several may share one PostgreSQL."""
+    settings = load_settings(config, data_dir=data_dir)
+    settings.batches.run_worker = True
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    application = create_app(settings)
+
+    async def run() -> None:
+        async with application.router.lifespan_context(application):
+            typer.echo(f"batch worker {application.state.batch_worker.name} running")
+            await asyncio.Event().wait()  # until Ctrl-C / SIGTERM
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @keys_app.command("create")

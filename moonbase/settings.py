@@ -118,6 +118,20 @@ class MediaSettings(BaseModel):
     allow_private_urls: bool = False
 
 
+class BatchSettings(BaseModel):
+    # Run the batch worker inside `moonbase serve` (false: run `moonbase worker`).
+    run_worker: bool = True
+    # Lines of one worker in flight at once; online requests keep the rest.
+    concurrency: int = Field(default=2, ge=1, le=256)
+    max_lines: int = Field(default=50_000, ge=1)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # How long a worker holds a batch without renewing; a crashed worker's
+    # batch is taken over after this.
+    claim_seconds: float = Field(default=60.0, gt=0)
+    # Test-only: every completion window lasts this many seconds instead.
+    window_seconds_override: float | None = Field(default=None, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -145,6 +159,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     # Bearer token of the admin API (/admin/...); unset: the admin API is off.
     admin_token: str | None = None
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from moonbase.batches.service import BatchService
 from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
@@ -28,6 +29,7 @@ class Services:
     billing: BillingService
     chat: ChatService
     files: FileService
+    batches: BatchService
 
 
 def get_services(request: Request) -> Services:

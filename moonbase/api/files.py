@@ -44,7 +44,7 @@ async def list_files(
     after: str | None = None,
 ) -> FileList:
     rows, has_more = await services.files.list(
-        caller.account_id, purpose=purpose, limit=_page_size(limit), after=after
+        caller.account_id, purpose=purpose, limit=page_size(limit), after=after
     )
     data = [render(row) for row in rows]
     return FileList(
@@ -55,12 +55,12 @@ async def list_files(
     )
 
 
-def _page_size(raw: str | None) -> int:
+def page_size(raw: str | None, default: int = 10_000, most: int = 10_000) -> int:
     # Parsed here rather than by FastAPI so that a bad value is Moonshot's 400, not a 422.
     if raw is None:
-        return 10_000
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
-        raise BadRequestError("limit must be an integer from 1 to 10000", param="limit")
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise BadRequestError(f"limit must be an integer from 1 to {most}", param="limit")
     return int(raw)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.billing.money import to_micro
 from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_micro
@@ -85,9 +87,18 @@ class BillingService:
         return Ticket(request_id, caller, time.monotonic())
 
     async def settle(
-        self, ticket: Ticket, record: usage_repo.GenerationUsage, *, batch: bool = False
+        self,
+        ticket: Ticket,
+        record: usage_repo.GenerationUsage,
+        *,
+        batch: bool = False,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> int:
-        """Charge what was used and record it; returns the cost in micro-yuan."""
+        """Charge what was used and record it; returns the cost in micro-yuan.
+
+        ``also`` runs inside the same transaction: a batch records the line's
+        result there, so a line is charged exactly when its result is kept.
+        """
         discount = self._settings.batch_discount if batch else Decimal(1)
         tokens = TokenUsage(record.prompt_tokens, record.cached_tokens, record.completion_tokens)
         cost = cost_micro(self.price(record.model), tokens, discount)
@@ -112,6 +123,8 @@ class BillingService:
             await admissions.finish(
                 session, ticket.request_id, record.prompt_tokens + record.completion_tokens
             )
+            if also is not None:
+                await also(session)
         return cost
 
     async def release(self, ticket: Ticket) -> None:

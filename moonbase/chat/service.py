@@ -8,14 +8,16 @@ leaves one usage record.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
@@ -61,6 +63,8 @@ from moonbase.schemas.chat import (
 )
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
+
+ResultKeeper = Callable[[AsyncSession, ChatCompletion | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,37 @@ class ChatService:
                     tally.add(event)
         finally:
             await self._settle(chat, ticket, tally)
+        return self._completion(chat, tally)
+
+    async def complete_batch_line(
+        self, chat: PreparedChat, caller: KeyOwner, keep: ResultKeeper
+    ) -> None:
+        """A batch line: charged at the batch price, and ``keep`` stores its result
+        (the completion, or None if the engine failed) in the charge's transaction.
+
+        A worker shutting down (cancelled) charges and keeps nothing: the line
+        stays pending and runs again, so it is never paid twice."""
+        tally = Tally(chat.generation.n)
+        ticket = await self._admit(chat, caller)
+        try:
+            async with aclosing(self._events(chat)) as events:
+                async for event in events:
+                    tally.add(event)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._billing.release(ticket)
+            raise
+        except Exception:
+            await self._settle(
+                chat, ticket, tally, batch=True, also=lambda session: keep(session, None)
+            )
+            raise
+        completion = self._completion(chat, tally)
+        await self._settle(
+            chat, ticket, tally, batch=True, also=lambda session: keep(session, completion)
+        )
+
+    def _completion(self, chat: PreparedChat, tally: Tally) -> ChatCompletion:
         return ChatCompletion(
             id=chat.completion_id,
             created=chat.created,
@@ -292,7 +327,15 @@ class ChatService:
             raise token_limit_exceeded(limit)
         return min(self._default_max_tokens, limit - prompt_tokens)
 
-    async def _settle(self, chat: PreparedChat, ticket: Ticket, tally: Tally) -> None:
+    async def _settle(
+        self,
+        chat: PreparedChat,
+        ticket: Ticket,
+        tally: Tally,
+        *,
+        batch: bool = False,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
         """Charge and record what was generated, even while the request is cancelled."""
         with anyio.CancelScope(shield=True):
             if not tally.started:  # refused or gone before the engine took it: no charge
@@ -312,4 +355,6 @@ class ChatService:
                     prompt_cache_key=chat.prompt_cache_key,
                     safety_identifier=chat.safety_identifier,
                 ),
+                batch=batch,
+                also=also,
             )

@@ -9,10 +9,13 @@ an unreferenced blob, never a row without its bytes.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files import upload as uploads
@@ -124,6 +127,36 @@ class FileService:
             raise
         return stored
 
+    async def store_generated(
+        self, account_id: str, filename: str, source: Path, purpose: str = "batch_output"
+    ) -> StoredFile:
+        """Keep a file moonbase wrote for the account (batch results). Not held to the
+        upload quota: results already paid for must never be lost to it."""
+        size, digest = await asyncio.to_thread(_size_and_digest, source)
+        file_id = file_rows.new_file_id()
+        stored = StoredFile(
+            id=file_id,
+            account_id=account_id,
+            filename=filename,
+            purpose=purpose,
+            bytes=size,
+            status="ready",
+            content_type="application/jsonl",
+            sha256=digest,
+            blob_key=f"{account_id}/{file_id}/original",
+        )
+        await self.blobs.put_file(stored.blob_key, source)
+        try:
+            async with self.db.transaction() as session:
+                session.add(stored)
+        except BaseException:
+            await self._drop_blobs(stored)
+            raise
+        return stored
+
+    def blob_stream(self, stored: StoredFile) -> AsyncIterator[bytes]:
+        return self.blobs.stream(stored.blob_key)
+
     def _check_quota(self, totals: file_rows.AccountFiles, size: int) -> None:
         if totals.count >= self.settings.max_files_per_account:
             raise BadRequestError(
@@ -187,6 +220,16 @@ class FileService:
                 await self.blobs.delete(key)
             except Exception:  # an orphan blob wastes space; it must not fail the request
                 log.exception("could not delete blob %s", key)
+
+
+def _size_and_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _declared_type(purpose: str) -> str:

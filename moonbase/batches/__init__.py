@@ -1,0 +1,1 @@
+"""Batches: validated input files run line by line, exactly once, through the chat pipeline."""

@@ -1,0 +1,91 @@
+"""The /v1/batches semantics: create, read, list, cancel. The worker does the rest."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from moonbase.batches.requests import check_endpoint, check_metadata, window_seconds
+from moonbase.errors import BadRequestError, NotFoundError
+from moonbase.files.service import FileService
+from moonbase.settings import BatchSettings
+from moonbase.store.database import Database
+from moonbase.store.repositories import batches as batch_rows
+from moonbase.store.repositories.api_keys import KeyOwner
+from moonbase.store.tables import Batch
+
+
+class BatchService:
+    def __init__(self, db: Database, files: FileService, settings: BatchSettings) -> None:
+        self.db = db
+        self.files = files
+        self.settings = settings
+
+    async def create(
+        self,
+        caller: KeyOwner,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: dict[str, object] | None,
+    ) -> Batch:
+        check_endpoint(endpoint)
+        window = window_seconds(completion_window)
+        tags = check_metadata(metadata)
+        stored = await self.files.get(caller.account_id, input_file_id)
+        if stored.purpose != "batch":
+            raise BadRequestError(
+                f"input_file_id {input_file_id} was uploaded with purpose {stored.purpose!r}; "
+                "upload the .jsonl file with purpose 'batch'",
+                param="input_file_id",
+            )
+        now = int(time.time())
+        lasts = self.settings.window_seconds_override or window
+        batch = Batch(
+            id=batch_rows.new_batch_id(),
+            account_id=caller.account_id,
+            api_key_id=caller.key_id,
+            endpoint=endpoint,
+            input_file_id=input_file_id,
+            completion_window=completion_window,
+            status="validating",
+            metadata_json=json.dumps(tags, ensure_ascii=False),
+            total=0,
+            completed=0,
+            failed=0,
+            created_at=now,
+            expires_at=now + int(lasts),
+        )
+        async with self.db.transaction() as session:
+            session.add(batch)
+        return batch
+
+    async def get(self, account_id: str, batch_id: str) -> Batch:
+        async with self.db.read() as session:
+            batch = await batch_rows.get(session, account_id, batch_id)
+        if batch is None:
+            raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
+        return batch
+
+    async def list(
+        self, account_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[Batch], bool]:
+        async with self.db.read() as session:
+            rows = await batch_rows.page(session, account_id, limit=limit + 1, after=after)
+        return rows[:limit], len(rows) > limit
+
+    async def cancel(self, account_id: str, batch_id: str) -> Batch:
+        async with self.db.transaction() as session:
+            found = await batch_rows.get(session, account_id, batch_id)
+            batch = await batch_rows.lock(session, batch_id) if found is not None else None
+            if batch is None:
+                raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
+            if batch.status not in batch_rows.CANCELLABLE:
+                raise BadRequestError(
+                    f"batch {batch_id} is {batch.status}; only a validating, in_progress or "
+                    "finalizing batch can be cancelled",
+                    param="batch_id",
+                )
+            batch.status = "cancelling"
+            batch.cancelling_at = int(time.time())
+        return batch

@@ -1,0 +1,235 @@
+"""The batch worker: claims a batch, validates it, runs its lines, writes its results.
+
+Exactly once: a line's result is written in the same transaction that charges
+it (``ChatService.complete_batch_line``), and only while the line is still
+pending. A crash before that commit leaves the line pending and uncharged, so
+it runs again; after it, the line is done and never runs again. Workers hold
+a batch through a lapsing claim (``SKIP LOCKED`` on PostgreSQL), renewed as
+they go; a dead worker's batch is taken over when its claim lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moonbase.batches.validation import check_input
+from moonbase.chat.service import ChatService
+from moonbase.errors import EngineOverloadedError, MoonbaseError, RateLimitError
+from moonbase.files.service import FileService
+from moonbase.schemas.chat import ChatCompletion, ChatCompletionRequest
+from moonbase.settings import BatchSettings
+from moonbase.store.database import Database
+from moonbase.store.repositories import batches as batch_rows
+from moonbase.store.repositories.api_keys import KeyOwner
+from moonbase.store.tables import Batch, BatchLine
+
+log = logging.getLogger(__name__)
+
+LINES_PER_ROUND = 64
+RETRY_LATER_S = 1.0  # after a rate limit or a full engine queue
+
+
+class BatchWorker:
+    def __init__(
+        self, db: Database, files: FileService, chat: ChatService, settings: BatchSettings
+    ) -> None:
+        self.db = db
+        self.files = files
+        self.chat = chat
+        self.settings = settings
+        self.name = f"{socket.gethostname()}-{secrets.token_hex(4)}"
+
+    async def run(self) -> None:
+        """Work until cancelled."""
+        while True:
+            try:
+                worked = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad batch must not stop the worker
+                log.exception("batch worker step failed")
+                worked = False
+            if not worked:
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def step(self) -> bool:
+        """Claim one batch and move it as far as possible; False if there was none."""
+        async with self.db.transaction() as session:
+            batch = await batch_rows.claim(
+                session, self.name, time.time(), self.settings.claim_seconds
+            )
+            batch_id = batch.id if batch is not None else None
+        if batch_id is None:
+            return False
+        try:
+            await self._advance(batch_id)
+        finally:
+            await self._release(batch_id)
+        return True
+
+    async def _advance(self, batch_id: str) -> None:
+        while True:
+            batch = await self._load(batch_id)
+            now = int(time.time())
+            if batch.status in ("validating", "in_progress") and now >= batch.expires_at:
+                await self._finish(batch, "expired")
+            elif batch.status == "validating":
+                await self._validate(batch)
+                continue
+            elif batch.status == "in_progress":
+                if await self._run_round(batch):
+                    continue
+                await self._finish(batch, "completed")
+            elif batch.status == "finalizing":
+                await self._finish(batch, "completed")
+            elif batch.status == "cancelling":
+                await self._finish(batch, "cancelled")
+            return
+
+    async def _load(self, batch_id: str) -> Batch:
+        async with self.db.read() as session:
+            batch = await session.get(Batch, batch_id)
+        assert batch is not None
+        return batch
+
+    async def _release(self, batch_id: str) -> None:
+        async with self.db.transaction() as session:
+            batch = await batch_rows.lock(session, batch_id)
+            if batch is not None and batch.claimed_by == self.name:
+                batch.claimed_by = None
+                batch.claim_until = None
+
+    async def _renew(self, batch_id: str) -> None:
+        async with self.db.transaction() as session:
+            batch = await batch_rows.lock(session, batch_id)
+            if batch is not None:
+                batch.claim_until = time.time() + self.settings.claim_seconds
+
+    # -- validating ---------------------------------------------------------
+
+    async def _validate(self, batch: Batch) -> None:
+        stored = await self.files.get(batch.account_id, batch.input_file_id)
+        checked = await check_input(
+            batch, self.files.blob_stream(stored), self.chat, self.settings.max_lines
+        )
+        async with self.db.transaction() as session:
+            locked = await batch_rows.lock(session, batch.id)
+            assert locked is not None
+            if locked.status != "validating":  # cancelled meanwhile
+                return
+            now = int(time.time())
+            if checked.errors:
+                locked.status, locked.failed_at = "failed", now
+                locked.errors_json = json.dumps(checked.errors, ensure_ascii=False)
+                return
+            await batch_rows.replace_lines(session, batch.id, checked.lines)
+            locked.status, locked.in_progress_at = "in_progress", now
+            locked.total, locked.model = len(checked.lines), checked.model
+
+    # -- in_progress --------------------------------------------------------
+
+    async def _run_round(self, batch: Batch) -> bool:
+        """Run the next pending lines; False when none are left."""
+        async with self.db.read() as session:
+            lines = await batch_rows.pending(session, batch.id, LINES_PER_ROUND)
+        if not lines:
+            return False
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(line: BatchLine) -> None:
+            async with gate:
+                await self._run_line(batch, line)
+
+        await asyncio.gather(*(one(line) for line in lines))
+        await self._renew(batch.id)
+        return True
+
+    async def _run_line(self, batch: Batch, line: BatchLine) -> None:
+        request_id = f"batch-{batch.id}-{line.line}-{secrets.token_hex(4)}"
+        caller = KeyOwner(key_id=batch.api_key_id or "", account_id=batch.account_id)
+
+        async def keep(session: AsyncSession, completion: ChatCompletion | None) -> None:
+            if completion is None:
+                ok, body, status = False, _error_body("the engine failed mid-generation"), 500
+            else:
+                ok, body, status = True, completion.model_dump(exclude_none=True), 200
+            result = _result_line(request_id, line.custom_id, status, body)
+            if not await batch_rows.finish_line(session, line.id, batch.id, ok, result):
+                raise _AlreadyRecorded  # another worker got there first: roll the charge back
+
+        try:
+            request = ChatCompletionRequest.model_validate_json(line.body_json)
+            request = request.model_copy(update={"stream": False, "stream_options": None})
+            chat = await self.chat.prepare(request, request_id, batch.account_id)
+            await self.chat.complete_batch_line(chat, caller, keep)
+        except (RateLimitError, EngineOverloadedError):
+            await asyncio.sleep(RETRY_LATER_S)  # the line stays pending: next round
+        except _AlreadyRecorded:
+            pass
+        except MoonbaseError as error:
+            result = _result_line(request_id, line.custom_id, error.status_code, error.body())
+            async with self.db.transaction() as session:
+                await batch_rows.finish_line(session, line.id, batch.id, False, result)
+
+    # -- results ------------------------------------------------------------
+
+    async def _finish(self, batch: Batch, final: str) -> None:
+        """Write the output and error files, then the final state (idempotent)."""
+        if final == "completed" and batch.status != "finalizing":
+            async with self.db.transaction() as session:
+                locked = await batch_rows.lock(session, batch.id)
+                assert locked is not None
+                locked.status, locked.finalizing_at = "finalizing", int(time.time())
+        output_id = batch.output_file_id or await self._write(batch, "done", "output")
+        error_id = batch.error_file_id or await self._write(batch, "failed", "errors")
+        async with self.db.transaction() as session:
+            locked = await batch_rows.lock(session, batch.id)
+            assert locked is not None
+            locked.output_file_id, locked.error_file_id = output_id, error_id
+            locked.status = final
+            setattr(locked, f"{final}_at", int(time.time()))
+
+    async def _write(self, batch: Batch, status: str, kind: str) -> str | None:
+        async with self.db.read() as session:
+            lines = await batch_rows.results(session, batch.id, status)
+        if not lines:
+            return None
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", suffix=".jsonl", dir=self.files.blobs.spool_dir, delete=False
+        ) as handle:
+            for line in lines:
+                handle.write(line + "\n")
+        stored = await self.files.store_generated(
+            batch.account_id, f"{batch.id}_{kind}.jsonl", Path(handle.name)
+        )
+        return stored.id
+
+
+class _AlreadyRecorded(Exception):
+    pass
+
+
+def _error_body(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "server_error", "code": None, "param": None}}
+
+
+def _result_line(request_id: str, custom_id: str, status: int, body: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "id": f"batch_req_{secrets.token_hex(12)}",
+            "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": request_id, "body": body},
+            "error": None,
+        },
+        ensure_ascii=False,
+    )

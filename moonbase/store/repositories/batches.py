@@ -1,0 +1,105 @@
+"""Batches and their lines, always looked up within one account (or claimed by a worker)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moonbase.store.tables import Batch, BatchLine
+
+# States a worker still has work in.
+ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
+CANCELLABLE = ("validating", "in_progress", "finalizing")
+
+
+def new_batch_id() -> str:
+    # Time first, so that ids sort in creation order (created_at is whole seconds).
+    return f"batch-{time.time_ns():016x}{secrets.token_hex(6)}"
+
+
+async def get(session: AsyncSession, account_id: str, batch_id: str) -> Batch | None:
+    return await session.scalar(
+        select(Batch).where(Batch.id == batch_id, Batch.account_id == account_id)
+    )
+
+
+async def lock(session: AsyncSession, batch_id: str) -> Batch | None:
+    return await session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+
+
+async def page(
+    session: AsyncSession, account_id: str, *, limit: int, after: str | None
+) -> list[Batch]:
+    """Newest first; ``after`` is the last id of the previous page."""
+    query = select(Batch).where(Batch.account_id == account_id)
+    if after is not None:
+        anchor = await get(session, account_id, after)
+        if anchor is not None:
+            query = query.where(
+                (Batch.created_at < anchor.created_at)
+                | ((Batch.created_at == anchor.created_at) & (Batch.id < anchor.id))
+            )
+    query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def claim(session: AsyncSession, worker: str, now: float, hold: float) -> Batch | None:
+    """Take the oldest active batch nobody holds (SKIP LOCKED: workers never wait on each other)."""
+    batch = await session.scalar(
+        select(Batch)
+        .where(
+            Batch.status.in_(ACTIVE),
+            (Batch.claim_until.is_(None)) | (Batch.claim_until < now),
+        )
+        .order_by(Batch.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if batch is not None:
+        batch.claimed_by = worker
+        batch.claim_until = now + hold
+    return batch
+
+
+async def replace_lines(session: AsyncSession, batch_id: str, lines: Sequence[BatchLine]) -> None:
+    await session.execute(delete(BatchLine).where(BatchLine.batch_id == batch_id))
+    session.add_all(lines)
+
+
+async def pending(session: AsyncSession, batch_id: str, limit: int) -> list[BatchLine]:
+    query = (
+        select(BatchLine)
+        .where(BatchLine.batch_id == batch_id, BatchLine.status == "pending")
+        .order_by(BatchLine.line)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def finish_line(
+    session: AsyncSession, line_id: int, batch_id: str, ok: bool, result_json: str
+) -> bool:
+    """Record a line's result once; False if it was already recorded."""
+    done = await session.execute(
+        update(BatchLine)
+        .where(BatchLine.id == line_id, BatchLine.status == "pending")
+        .values(status="done" if ok else "failed", result_json=result_json)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    counter = Batch.completed if ok else Batch.failed
+    await session.execute(update(Batch).where(Batch.id == batch_id).values({counter: counter + 1}))
+    return True
+
+
+async def results(session: AsyncSession, batch_id: str, status: str) -> list[str]:
+    query = (
+        select(BatchLine.result_json)
+        .where(BatchLine.batch_id == batch_id, BatchLine.status == status)
+        .order_by(BatchLine.line)
+    )
+    return [row for row in (await session.scalars(query)).all() if row is not None]
