@@ -27,6 +27,8 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 accounts_app = typer.Typer(help="Accounts, their money and their limits.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+batch_app = typer.Typer(help="Submit and follow batches.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 
 T = TypeVar("T")
 
@@ -253,3 +255,47 @@ def usage(
 
 if __name__ == "__main__":
     app()
+
+
+@batch_app.command("submit")
+def batch_submit(
+    requests: Annotated[Path, typer.Argument(help="A .jsonl file of batch request lines.")],
+    wait: Annotated[
+        bool, typer.Option(help="Follow the batch, then download its results.")
+    ] = False,
+    base_url: Annotated[
+        str, typer.Option(envvar="MOONSHOT_BASE_URL", help="The API, e.g. http://host:8000/v1.")
+    ] = "http://127.0.0.1:8000/v1",
+    api_key: Annotated[str, typer.Option(envvar="MOONSHOT_API_KEY", help="An API key.")] = "",
+    window: Annotated[str, typer.Option(help="Completion window, 12h to 7d.")] = "24h",
+    output_dir: Annotated[Path, typer.Option(help="Where results are written.")] = Path("."),
+) -> None:
+    """Upload REQUESTS, create a batch; with --wait, show progress and fetch the results."""
+    from moonbase.batches.client import BatchClient
+
+    if not api_key:
+        typer.echo("error: give --api-key or set MOONSHOT_API_KEY", err=True)
+        raise typer.Exit(2)
+    client = BatchClient(base_url, api_key)
+    try:
+        batch = client.submit(requests, window)
+        typer.echo(f"batch {batch['id']}: {batch['status']}")
+        if not wait:
+            return
+        batch = client.wait(batch["id"])
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    counts = batch["request_counts"]
+    typer.echo(
+        f"batch {batch['id']}: {batch['status']}, "
+        f"{counts['completed']} completed, {counts['failed']} failed"
+    )
+    for error in (batch.get("errors") or {}).get("data", []):
+        typer.echo(f"  line {error.get('line')}: {error.get('message')}", err=True)
+    for key, suffix in (("output_file_id", "output"), ("error_file_id", "errors")):
+        if batch.get(key):
+            target = client.download(batch[key], output_dir / f"{batch['id']}_{suffix}.jsonl")
+            typer.echo(f"{suffix}: {target}")
+    if batch["status"] != "completed":
+        raise typer.Exit(1)
