@@ -86,7 +86,9 @@ def create_app(
         )
         worker = None
         if settings.batches.run_worker:
-            app.state.batch_worker = BatchWorker(database, files, chat_service, settings.batches)
+            app.state.batch_worker = BatchWorker(
+                database, files, chat_service, billing, settings.batches
+            )
             worker = asyncio.create_task(app.state.batch_worker.run(), name="batch-worker")
         try:
             yield

@@ -11,22 +11,30 @@ they go; a dead worker's batch is taken over when its claim lapses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.batches.validation import check_input
-from moonbase.chat.service import ChatService
-from moonbase.errors import EngineOverloadedError, MoonbaseError, RateLimitError
+from moonbase.billing.service import BillingService, Settlement
+from moonbase.chat.service import BatchRun, ChatService
+from moonbase.errors import (
+    EngineOverloadedError,
+    MoonbaseError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from moonbase.files.service import FileService
-from moonbase.schemas.chat import ChatCompletion, ChatCompletionRequest
+from moonbase.schemas.chat import ChatCompletionRequest
 from moonbase.settings import BatchSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import batches as batch_rows
@@ -35,17 +43,25 @@ from moonbase.store.tables import Batch, BatchLine
 
 log = logging.getLogger(__name__)
 
-LINES_PER_ROUND = 64
+LINES_PER_PAGE = 256
+WATCH_INTERVAL_S = 0.5
+COMMIT_GROUP = 64  # finished lines charged in one transaction, at most
 RETRY_LATER_S = 1.0  # after a rate limit or a full engine queue
 
 
 class BatchWorker:
     def __init__(
-        self, db: Database, files: FileService, chat: ChatService, settings: BatchSettings
+        self,
+        db: Database,
+        files: FileService,
+        chat: ChatService,
+        billing: BillingService,
+        settings: BatchSettings,
     ) -> None:
         self.db = db
         self.files = files
         self.chat = chat
+        self.billing = billing
         self.settings = settings
         self.name = f"{socket.gethostname()}-{secrets.token_hex(4)}"
 
@@ -139,47 +155,120 @@ class BatchWorker:
     # -- in_progress --------------------------------------------------------
 
     async def _run_round(self, batch: Batch) -> bool:
-        """Run the next pending lines; False when none are left."""
-        async with self.db.read() as session:
-            lines = await batch_rows.pending(session, batch.id, LINES_PER_ROUND)
-        if not lines:
-            return False
-        gate = asyncio.Semaphore(self.settings.concurrency)
+        """One pass over the pending lines; False when none were left.
 
-        async def one(line: BatchLine) -> None:
-            async with gate:
-                await self._run_line(batch, line)
+        A pipeline, not rounds: ``concurrency`` runners take lines from a
+        short queue refilled page by page, so the engine never idles waiting
+        for the slowest line of a round; a committer charges finished lines in
+        groups, each with its result, one transaction per group (a commit
+        costs milliseconds through the async driver; a line, a share of one).
+        A watcher renews the claim and, on a cancel or the window's end, stops
+        the runners from starting more lines (lines in flight finish)."""
+        lines: asyncio.Queue[BatchLine | None] = asyncio.Queue(self.settings.concurrency * 2)
+        finished: asyncio.Queue[_Finished | None] = asyncio.Queue()
 
-        await asyncio.gather(*(one(line) for line in lines))
-        await self._renew(batch.id)
-        return True
+        stop = asyncio.Event()  # cancelled or past its window: run no more lines
+        # The balance is checked here, twice a second, not per line: an account
+        # that runs dry overspends by at most the lines in flight meanwhile.
+        unfunded: list[QuotaExceededError] = []
 
-    async def _run_line(self, batch: Batch, line: BatchLine) -> None:
+        async def check_funds() -> None:
+            try:
+                await self.billing.ensure_funded(batch.account_id)
+                unfunded.clear()
+            except QuotaExceededError as error:
+                unfunded[:] = [error]
+
+        async def runner() -> None:
+            while (line := await lines.get()) is not None:
+                if not stop.is_set():
+                    await self._run_line(batch, line, finished, unfunded)
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                await self._renew(batch.id)
+                await check_funds()
+                current = await self._load(batch.id)
+                if current.status != "in_progress" or time.time() >= current.expires_at:
+                    stop.set()
+
+        await check_funds()
+
+        runners = [asyncio.create_task(runner()) for _ in range(self.settings.concurrency)]
+        committer = asyncio.create_task(self._commit(finished))
+        watcher = asyncio.create_task(watch())
+        fed, after = 0, 0
+        try:
+            while not stop.is_set():
+                async with self.db.read() as session:
+                    page = await batch_rows.pending(session, batch.id, LINES_PER_PAGE, after)
+                if not page:
+                    break
+                for line in page:
+                    await lines.put(line)
+                fed += len(page)
+                after = page[-1].line
+        finally:
+            for _ in runners:
+                await lines.put(None)
+            try:
+                await asyncio.gather(*runners)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                await finished.put(None)
+                await committer
+        return fed > 0
+
+    async def _run_line(
+        self,
+        batch: Batch,
+        line: BatchLine,
+        finished: asyncio.Queue[_Finished | None],
+        unfunded: list[QuotaExceededError],
+    ) -> None:
         request_id = f"batch-{batch.id}-{line.line}-{secrets.token_hex(4)}"
         caller = KeyOwner(key_id=batch.api_key_id or "", account_id=batch.account_id)
-
-        async def keep(session: AsyncSession, completion: ChatCompletion | None) -> None:
-            if completion is None:
-                ok, body, status = False, _error_body("the engine failed mid-generation"), 500
-            else:
-                ok, body, status = True, completion.model_dump(exclude_none=True), 200
-            result = _result_line(request_id, line.custom_id, status, body)
-            if not await batch_rows.finish_line(session, line.id, batch.id, ok, result):
-                raise _AlreadyRecorded  # another worker got there first: roll the charge back
-
         try:
+            if unfunded:
+                raise unfunded[0]
             request = ChatCompletionRequest.model_validate_json(line.body_json)
             request = request.model_copy(update={"stream": False, "stream_options": None})
             chat = await self.chat.prepare(request, request_id, batch.account_id)
-            await self.chat.complete_batch_line(chat, caller, keep)
+            run = await self.chat.run_batch_line(chat, caller)
         except (RateLimitError, EngineOverloadedError):
-            await asyncio.sleep(RETRY_LATER_S)  # the line stays pending: next round
-        except _AlreadyRecorded:
-            pass
-        except MoonbaseError as error:
+            await asyncio.sleep(RETRY_LATER_S)  # the line stays pending: next pass
+            return
+        except MoonbaseError as error:  # refused before generating: nothing to charge
             result = _result_line(request_id, line.custom_id, error.status_code, error.body())
             async with self.db.transaction() as session:
                 await batch_rows.finish_line(session, line.id, batch.id, False, result)
+            return
+        if run.completion is not None:
+            body = run.completion.model_dump(exclude_none=True)
+            status = 200
+        else:
+            failure = run.error or MoonbaseError("the engine failed mid-generation")
+            body, status = failure.body(), failure.status_code
+        result = _result_line(request_id, line.custom_id, status, body)
+        await finished.put(_Finished(batch.id, line.id, run, run.completion is not None, result))
+
+    async def _commit(self, finished: asyncio.Queue[_Finished | None]) -> None:
+        """Charge finished lines in groups, each with its result, until told to stop."""
+        done = False
+        while not done:
+            first = await finished.get()
+            group = [first] if first is not None else []
+            done = first is None
+            while not done and len(group) < COMMIT_GROUP and not finished.empty():
+                item = finished.get_nowait()
+                done = item is None
+                if item is not None:
+                    group.append(item)
+            if group:
+                await self.billing.settle_many([item.settlement() for item in group])
 
     # -- results ------------------------------------------------------------
 
@@ -215,12 +304,22 @@ class BatchWorker:
         return stored.id
 
 
-class _AlreadyRecorded(Exception):
-    pass
+@dataclass(frozen=True)
+class _Finished:
+    batch_id: str
+    line_id: int
+    run: BatchRun
+    ok: bool
+    result: str
 
+    def settlement(self) -> Settlement:
+        async def keep(session: AsyncSession) -> bool:
+            # False when the line already has a result: then it is not charged.
+            return await batch_rows.finish_line(
+                session, self.line_id, self.batch_id, self.ok, self.result
+            )
 
-def _error_body(message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "server_error", "code": None, "param": None}}
+        return Settlement(self.run.ticket, self.run.usage, batch=True, keep=keep)
 
 
 def _result_line(request_id: str, custom_id: str, status: int, body: dict[str, Any]) -> str:

@@ -33,6 +33,16 @@ PRUNE_EVERY = 1000
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """One generation to charge; ``keep`` (a batch line's result) commits with it."""
+
+    ticket: Ticket
+    record: usage_repo.GenerationUsage
+    batch: bool = False
+    keep: Callable[[AsyncSession], Awaitable[bool]] | None = None
+
+
+@dataclass(frozen=True)
 class Ticket:
     """A request let in: settle or release it exactly once."""
 
@@ -86,45 +96,64 @@ class BillingService:
                 await admissions.prune(session, now)
         return Ticket(request_id, caller, time.monotonic())
 
-    async def settle(
-        self,
-        ticket: Ticket,
-        record: usage_repo.GenerationUsage,
-        *,
-        batch: bool = False,
-        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
-    ) -> int:
-        """Charge what was used and record it; returns the cost in micro-yuan.
+    async def ensure_funded(self, account_id: str) -> None:
+        """QuotaExceededError unless the account may spend (a read, no admission)."""
+        if not self._settings.charging:
+            return
+        if (await self.balances(account_id)).available_micro <= 0:
+            raise QuotaExceededError(
+                f"Your account {account_id} is suspended, please check your plan "
+                "and billing details (available balance is not positive)",
+                code="exceeded_current_quota",
+            )
 
-        ``also`` runs inside the same transaction: a batch records the line's
-        result there, so a line is charged exactly when its result is kept.
-        """
-        discount = self._settings.batch_discount if batch else Decimal(1)
+    async def settle(
+        self, ticket: Ticket, record: usage_repo.GenerationUsage, *, batch: bool = False
+    ) -> int:
+        """Charge what was used and record it; returns the cost in micro-yuan."""
+        (cost,) = await self.settle_many([Settlement(ticket, record, batch)])
+        return cost
+
+    async def settle_many(self, settlements: list[Settlement]) -> list[int]:
+        """Charge and record several generations in one transaction (a batch's group
+        commit); each one's ``keep`` runs first, in the same transaction, and a
+        generation whose result is not kept is not charged. Returns the costs."""
+        costs: list[int] = []
+        async with self._db.transaction() as session:
+            accounts: dict[str, Account] = {}
+            for item in settlements:
+                account_id = item.ticket.caller.account_id
+                if account_id not in accounts:
+                    account = await ledger.lock_account(session, account_id)
+                    assert account is not None
+                    accounts[account_id] = account
+                if item.keep is not None and not await item.keep(session):
+                    costs.append(0)
+                    continue
+                costs.append(await self._charge(session, accounts[account_id], item))
+        return costs
+
+    async def _charge(self, session: AsyncSession, account: Account, item: Settlement) -> int:
+        ticket, record = item.ticket, item.record
+        discount = self._settings.batch_discount if item.batch else Decimal(1)
         tokens = TokenUsage(record.prompt_tokens, record.cached_tokens, record.completion_tokens)
         cost = cost_micro(self.price(record.model), tokens, discount)
         latency_ms = int((time.monotonic() - ticket.started) * 1000)
-        async with self._db.transaction() as session:
-            account = await ledger.lock_account(session, ticket.caller.account_id)
-            assert account is not None
-            if self._settings.charging and cost:
-                from_voucher = min(cost, max(account.voucher_micro, 0))
-                await ledger.apply(
-                    session,
-                    account,
-                    kind="charge",
-                    cash_micro=-(cost - from_voucher),
-                    voucher_micro=-from_voucher,
-                    reason=f"chat completion, {record.model}",
-                    reference=ticket.request_id,
-                )
-            await usage_repo.record(
-                session, replace(record, cost_micro=cost, latency_ms=latency_ms)
+        if self._settings.charging and cost:
+            from_voucher = min(cost, max(account.voucher_micro, 0))
+            await ledger.apply(
+                session,
+                account,
+                kind="charge",
+                cash_micro=-(cost - from_voucher),
+                voucher_micro=-from_voucher,
+                reason=f"chat completion, {record.model}",
+                reference=ticket.request_id,
             )
-            await admissions.finish(
-                session, ticket.request_id, record.prompt_tokens + record.completion_tokens
-            )
-            if also is not None:
-                await also(session)
+        await usage_repo.record(session, replace(record, cost_micro=cost, latency_ms=latency_ms))
+        await admissions.finish(
+            session, ticket.request_id, record.prompt_tokens + record.completion_tokens
+        )
         return cost
 
     async def release(self, ticket: Ticket) -> None:

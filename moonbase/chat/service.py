@@ -8,16 +8,14 @@ leaves one usage record.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
@@ -52,7 +50,7 @@ from moonbase.engines.base import (
     TextDelta,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplateError
-from moonbase.errors import BadRequestError, token_limit_exceeded
+from moonbase.errors import BadRequestError, InternalError, MoonbaseError, token_limit_exceeded
 from moonbase.registry import ModelRegistry
 from moonbase.schemas.chat import (
     AssistantMessage,
@@ -64,7 +62,15 @@ from moonbase.schemas.chat import (
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
 
-ResultKeeper = Callable[[AsyncSession, ChatCompletion | None], Awaitable[None]]
+
+@dataclass(frozen=True)
+class BatchRun:
+    """A generated batch line, not yet charged."""
+
+    ticket: Ticket
+    usage: usage_repo.GenerationUsage
+    completion: ChatCompletion | None  # None: the engine failed mid-generation
+    error: MoonbaseError | None = None
 
 
 @dataclass(frozen=True)
@@ -218,33 +224,26 @@ class ChatService:
             await self._settle(chat, ticket, tally)
         return self._completion(chat, tally)
 
-    async def complete_batch_line(
-        self, chat: PreparedChat, caller: KeyOwner, keep: ResultKeeper
-    ) -> None:
-        """A batch line: charged at the batch price, and ``keep`` stores its result
-        (the completion, or None if the engine failed) in the charge's transaction.
-
-        A worker shutting down (cancelled) charges and keeps nothing: the line
-        stays pending and runs again, so it is never paid twice."""
+    async def run_batch_line(self, chat: PreparedChat, caller: KeyOwner) -> BatchRun:
+        """Generate a batch line without charging it: the worker charges lines in
+        groups, each with its result (``BillingService.settle_many``), and checks
+        the balance itself (``BillingService.ensure_funded``). Batch lines take no
+        rate-limit slot: the worker's own concurrency bounds them, so they never
+        crowd out online requests. A refusal before the engine starts raises; a
+        worker shutting down (cancelled) leaves nothing to charge, so the line
+        runs again and is never paid twice."""
         tally = Tally(chat.generation.n)
-        ticket = await self._admit(chat, caller)
+        ticket = Ticket(chat.generation.request_id, caller, time.monotonic())
         try:
             async with aclosing(self._events(chat)) as events:
                 async for event in events:
                     tally.add(event)
-        except asyncio.CancelledError:
-            with anyio.CancelScope(shield=True):
-                await self._billing.release(ticket)
-            raise
-        except Exception:
-            await self._settle(
-                chat, ticket, tally, batch=True, also=lambda session: keep(session, None)
-            )
-            raise
-        completion = self._completion(chat, tally)
-        await self._settle(
-            chat, ticket, tally, batch=True, also=lambda session: keep(session, completion)
-        )
+        except Exception as exc:
+            if not tally.started:
+                raise
+            error = exc if isinstance(exc, MoonbaseError) else InternalError(str(exc))
+            return BatchRun(ticket, self._usage(chat, ticket, tally), None, error)
+        return BatchRun(ticket, self._usage(chat, ticket, tally), self._completion(chat, tally))
 
     def _completion(self, chat: PreparedChat, tally: Tally) -> ChatCompletion:
         return ChatCompletion(
@@ -327,34 +326,26 @@ class ChatService:
             raise token_limit_exceeded(limit)
         return min(self._default_max_tokens, limit - prompt_tokens)
 
-    async def _settle(
-        self,
-        chat: PreparedChat,
-        ticket: Ticket,
-        tally: Tally,
-        *,
-        batch: bool = False,
-        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
-    ) -> None:
+    async def _settle(self, chat: PreparedChat, ticket: Ticket, tally: Tally) -> None:
         """Charge and record what was generated, even while the request is cancelled."""
         with anyio.CancelScope(shield=True):
             if not tally.started:  # refused or gone before the engine took it: no charge
                 await self._billing.release(ticket)
                 return
-            await self._billing.settle(
-                ticket,
-                usage_repo.GenerationUsage(
-                    request_id=chat.generation.request_id,
-                    account_id=ticket.caller.account_id,
-                    api_key_id=ticket.caller.key_id,
-                    model=chat.model_id,
-                    prompt_tokens=tally.prompt_tokens,
-                    completion_tokens=sum(tally.completion_tokens.values()),
-                    cached_tokens=tally.cached_tokens,
-                    status="completed" if tally.finished else "interrupted",
-                    prompt_cache_key=chat.prompt_cache_key,
-                    safety_identifier=chat.safety_identifier,
-                ),
-                batch=batch,
-                also=also,
-            )
+            await self._billing.settle(ticket, self._usage(chat, ticket, tally))
+
+    def _usage(
+        self, chat: PreparedChat, ticket: Ticket, tally: Tally
+    ) -> usage_repo.GenerationUsage:
+        return usage_repo.GenerationUsage(
+            request_id=chat.generation.request_id,
+            account_id=ticket.caller.account_id,
+            api_key_id=ticket.caller.key_id,
+            model=chat.model_id,
+            prompt_tokens=tally.prompt_tokens,
+            completion_tokens=sum(tally.completion_tokens.values()),
+            cached_tokens=tally.cached_tokens,
+            status="completed" if tally.finished else "interrupted",
+            prompt_cache_key=chat.prompt_cache_key,
+            safety_identifier=chat.safety_identifier,
+        )

@@ -102,7 +102,7 @@ async def batches_app(
     app = create_app(settings, engines={EMBEDDED_ENGINE: engine}, db=db)
     async with app.router.lifespan_context(app):
         services = app.state.services
-        worker = BatchWorker(db, services.files, services.chat, settings.batches)
+        worker = BatchWorker(db, services.files, services.chat, services.billing, settings.batches)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://m") as http:
             yield Batches(

@@ -241,7 +241,11 @@ async def test_a_crashed_worker_is_taken_over_and_no_line_runs_twice(
         with pytest.raises(asyncio.CancelledError):
             await crashed
         services_worker = BatchWorker(
-            batches.db, batches.worker.files, batches.worker.chat, batches.worker.settings
+            batches.db,
+            batches.worker.files,
+            batches.worker.chat,
+            batches.worker.billing,
+            batches.worker.settings,
         )
         await asyncio.sleep(0.6)  # the claim lapses
         while await services_worker.step():

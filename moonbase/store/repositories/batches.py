@@ -70,10 +70,17 @@ async def replace_lines(session: AsyncSession, batch_id: str, lines: Sequence[Ba
     session.add_all(lines)
 
 
-async def pending(session: AsyncSession, batch_id: str, limit: int) -> list[BatchLine]:
+async def pending(
+    session: AsyncSession, batch_id: str, limit: int, after: int = 0
+) -> list[BatchLine]:
+    """Pending lines numbered above ``after``, in order."""
     query = (
         select(BatchLine)
-        .where(BatchLine.batch_id == batch_id, BatchLine.status == "pending")
+        .where(
+            BatchLine.batch_id == batch_id,
+            BatchLine.status == "pending",
+            BatchLine.line > after,
+        )
         .order_by(BatchLine.line)
         .limit(limit)
     )
