@@ -199,8 +199,11 @@ async def main() -> None:
     print(f"| batch, end to end (incl. validation) | {overall:.1f} | {overall / raw:.2f}x |")
     print(
         f"validation {result['validation_s']} s, running {result['running_s']} s; "
-        f"RSS first/peak/last sample: {rss[0]:.0f} / {max(rss):.0f} / {rss[-1]:.0f} MB "
-        f"({len(rss)} samples)"
+        "RSS at 10/25/50/75/100 % of the run: "
+        + " / ".join(
+            f"{rss[min(len(rss) - 1, int(len(rss) * q))]:.0f}" for q in (0.1, 0.25, 0.5, 0.75, 1.0)
+        )
+        + f" MB (peak {max(rss):.0f}, {len(rss)} samples, one a second)"
     )
 
 

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 LINES_PER_PAGE = 256
 WATCH_INTERVAL_S = 0.5
-COMMIT_GROUP = 64  # finished lines charged in one transaction, at most
+COMMIT_GROUP = 64
+RESULTS_PER_PAGE = 1000  # finished lines charged in one transaction, at most
 RETRY_LATER_S = 1.0  # after a rate limit or a full engine queue
 
 
@@ -289,15 +290,25 @@ class BatchWorker:
             setattr(locked, f"{final}_at", int(time.time()))
 
     async def _write(self, batch: Batch, status: str, kind: str) -> str | None:
-        async with self.db.read() as session:
-            lines = await batch_rows.results(session, batch.id, status)
-        if not lines:
-            return None
+        """The results of lines in ``status`` as a file, read page by page (a
+        50,000-line batch never sits in memory); None when there are none."""
         with tempfile.NamedTemporaryFile(
             "w", encoding="utf-8", suffix=".jsonl", dir=self.files.blobs.spool_dir, delete=False
         ) as handle:
-            for line in lines:
-                handle.write(line + "\n")
+            written, after = 0, 0
+            while True:
+                async with self.db.read() as session:
+                    page = await batch_rows.results(
+                        session, batch.id, status, after, RESULTS_PER_PAGE
+                    )
+                if not page:
+                    break
+                handle.writelines(result + "\n" for _, result in page)
+                written += len(page)
+                after = page[-1][0]
+        if not written:
+            await asyncio.to_thread(Path(handle.name).unlink, missing_ok=True)
+            return None
         stored = await self.files.store_generated(
             batch.account_id, f"{batch.id}_{kind}.jsonl", Path(handle.name)
         )

@@ -103,10 +103,14 @@ async def finish_line(
     return True
 
 
-async def results(session: AsyncSession, batch_id: str, status: str) -> list[str]:
+async def results(
+    session: AsyncSession, batch_id: str, status: str, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """(line, result) of lines in ``status`` numbered above ``after``, in order."""
     query = (
-        select(BatchLine.result_json)
-        .where(BatchLine.batch_id == batch_id, BatchLine.status == status)
+        select(BatchLine.line, BatchLine.result_json)
+        .where(BatchLine.batch_id == batch_id, BatchLine.status == status, BatchLine.line > after)
         .order_by(BatchLine.line)
+        .limit(limit)
     )
-    return [row for row in (await session.scalars(query)).all() if row is not None]
+    return [(line, result) for line, result in (await session.execute(query)).all() if result]
