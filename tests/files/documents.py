@@ -104,7 +104,12 @@ def epub(path: Path) -> Path:
 
 def scanned_image(text: str = ENGLISH, image_format: str = "PNG") -> bytes:
     """A 'scan': black text on white, as a photo of a page would show it."""
-    font = ImageFont.truetype("DejaVuSans.ttf", 36)
+    try:
+        font: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.truetype(
+            "DejaVuSans.ttf", 36
+        )
+    except OSError:  # no DejaVu on this machine: Pillow's own scalable font
+        font = ImageFont.load_default(size=36)
     image = Image.new("RGB", (1400, 200), "white")
     ImageDraw.Draw(image).text((40, 70), text, fill="black", font=font)
     buffer = io.BytesIO()
