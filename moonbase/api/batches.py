@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from moonbase.api.deps import CallerDep, ServicesDep
-from moonbase.api.files import page_size
+from moonbase.api.paging import page_ends, page_size
 from moonbase.schemas.batches import BatchCreate, BatchErrors, BatchList, BatchObject, RequestCounts
 from moonbase.store.tables import Batch
 
@@ -61,12 +61,7 @@ async def list_batches(
         caller.account_id, limit=page_size(limit, default=20, most=100), after=after
     )
     data = [render(row) for row in rows]
-    return BatchList(
-        data=data,
-        has_more=has_more,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-    )
+    return BatchList(data=data, has_more=has_more, **page_ends(data))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchObject)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from moonbase.api.deps import CallerDep, ServicesDep
-from moonbase.errors import BadRequestError
+from moonbase.api.paging import page_ends, page_size
 from moonbase.schemas.files import FileDeleted, FileList, FileObject
 from moonbase.store.tables import StoredFile
 
@@ -44,24 +44,10 @@ async def list_files(
     after: str | None = None,
 ) -> FileList:
     rows, has_more = await services.files.list(
-        caller.account_id, purpose=purpose, limit=page_size(limit), after=after
+        caller.account_id, purpose=purpose, limit=page_size(limit, 10_000, 10_000), after=after
     )
     data = [render(row) for row in rows]
-    return FileList(
-        data=data,
-        has_more=has_more,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-    )
-
-
-def page_size(raw: str | None, default: int = 10_000, most: int = 10_000) -> int:
-    # Parsed here rather than by FastAPI so that a bad value is Moonshot's 400, not a 422.
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise BadRequestError(f"limit must be an integer from 1 to {most}", param="limit")
-    return int(raw)
+    return FileList(data=data, has_more=has_more, **page_ends(data))
 
 
 @router.get("/v1/files/{file_id}", response_model=FileObject)

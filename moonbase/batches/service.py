@@ -76,9 +76,8 @@ class BatchService:
 
     async def cancel(self, account_id: str, batch_id: str) -> Batch:
         async with self.db.transaction() as session:
-            found = await batch_rows.get(session, account_id, batch_id)
-            batch = await batch_rows.lock(session, batch_id) if found is not None else None
-            if batch is None:
+            batch = await batch_rows.lock(session, batch_id)
+            if batch is None or batch.account_id != account_id:
                 raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
             if batch.status not in batch_rows.CANCELLABLE:
                 raise BadRequestError(

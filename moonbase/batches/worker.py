@@ -1,17 +1,19 @@
 """The batch worker: claims a batch, validates it, runs its lines, writes its results.
 
-Exactly once: a line's result is written in the same transaction that charges
-it (``ChatService.complete_batch_line``), and only while the line is still
-pending. A crash before that commit leaves the line pending and uncharged, so
-it runs again; after it, the line is done and never runs again. Workers hold
-a batch through a lapsing claim (``SKIP LOCKED`` on PostgreSQL), renewed as
-they go; a dead worker's batch is taken over when its claim lapses.
+Exactly once: a line is generated uncharged (``ChatService.run_batch_line``),
+then charged in a group commit (``BillingService.settle_many``) in which its
+result is written first, and only while the line is still pending. A crash
+before that commit leaves the line pending and uncharged, so it runs again;
+after it, the line is done and never runs again. Workers hold a batch through
+a lapsing claim (``SKIP LOCKED`` on PostgreSQL), renewed as they go; a dead
+worker's batch is taken over when its claim lapses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -292,10 +294,10 @@ class BatchWorker:
     async def _write(self, batch: Batch, status: str, kind: str) -> str | None:
         """The results of lines in ``status`` as a file, read page by page (a
         50,000-line batch never sits in memory); None when there are none."""
+        digest, size, after = hashlib.sha256(), 0, 0
         with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", suffix=".jsonl", dir=self.files.blobs.spool_dir, delete=False
+            "wb", suffix=".jsonl", dir=self.files.blobs.spool_dir, delete=False
         ) as handle:
-            written, after = 0, 0
             while True:
                 async with self.db.read() as session:
                     page = await batch_rows.results(
@@ -303,14 +305,17 @@ class BatchWorker:
                     )
                 if not page:
                     break
-                handle.writelines(result + "\n" for _, result in page)
-                written += len(page)
+                chunk = "".join(result + "\n" for _, result in page).encode()
+                digest.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(handle.write, chunk)
                 after = page[-1][0]
-        if not written:
-            await asyncio.to_thread(Path(handle.name).unlink, missing_ok=True)
+        path = Path(handle.name)
+        if not size:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
         stored = await self.files.store_generated(
-            batch.account_id, f"{batch.id}_{kind}.jsonl", Path(handle.name)
+            batch.account_id, f"{batch.id}_{kind}.jsonl", path, size, digest.hexdigest()
         )
         return stored.id
 

@@ -9,8 +9,6 @@ an unreferenced blob, never a row without its bytes.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -128,21 +126,21 @@ class FileService:
         return stored
 
     async def store_generated(
-        self, account_id: str, filename: str, source: Path, purpose: str = "batch_output"
+        self, account_id: str, filename: str, source: Path, size: int, sha256: str
     ) -> StoredFile:
-        """Keep a file moonbase wrote for the account (batch results). Not held to the
+        """Keep a file moonbase wrote for the account (batch results, purpose
+        batch_output; its writer knows its size and digest). Not held to the
         upload quota: results already paid for must never be lost to it."""
-        size, digest = await asyncio.to_thread(_size_and_digest, source)
         file_id = file_rows.new_file_id()
         stored = StoredFile(
             id=file_id,
             account_id=account_id,
             filename=filename,
-            purpose=purpose,
+            purpose="batch_output",
             bytes=size,
             status="ready",
             content_type="application/jsonl",
-            sha256=digest,
+            sha256=sha256,
             blob_key=f"{account_id}/{file_id}/original",
         )
         await self.blobs.put_file(stored.blob_key, source)
@@ -220,16 +218,6 @@ class FileService:
                 await self.blobs.delete(key)
             except Exception:  # an orphan blob wastes space; it must not fail the request
                 log.exception("could not delete blob %s", key)
-
-
-def _size_and_digest(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def _declared_type(purpose: str) -> str:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from moonbase.store.tables import Batch, UsageRecord
 from tests.batches.harness import jsonl, request_line
 from tests.billing.accounts import funded_account
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 LINES = 500
@@ -34,18 +33,6 @@ def start(data_dir: Path, url: str, *flags: str, port: int = 0) -> subprocess.Po
         stdout=subprocess.DEVNULL,
         stderr=(data_dir / f"process-{time.monotonic_ns()}.log").open("wb"),
     )  # fmt: skip
-
-
-def wait_up(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not start")
 
 
 def kill9(process: subprocess.Popen[bytes]) -> None:
@@ -131,28 +118,32 @@ async def claim_holder(url: str, batch_id: str) -> str:
         await db.dispose()
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
-
-
-async def test_kill_9_of_the_server_mid_batch_then_restart(data_dir: Path) -> None:
-    url = f"sqlite+aiosqlite:///{data_dir / 'moonbase.db'}"
+async def funded_key(url: str) -> str:
+    """A migrated database at ``url`` with one account that can pay; its API key."""
     db = Database(url)
-    await db.migrate()
-    _, key = await funded_account(db, "crash", voucher="1000")
-    await db.dispose()
+    try:
+        await db.migrate()
+        _, key = await funded_account(db, "crash", voucher="1000")
+    finally:
+        await db.dispose()
+    return key
+
+
+async def test_kill_9_of_the_server_mid_batch_then_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path
+    url = f"sqlite+aiosqlite:///{data_dir / 'moonbase.db'}"
+    key = await funded_key(url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start(data_dir, url, port=port)
     try:
-        wait_up(base)
+        assert wait_healthy(base, server)
         batch_id = submit(base, key)
         at_kill = wait_until(base, key, batch_id, LINES // 4)
         kill9(server)
         assert at_kill["status"] == "in_progress", at_kill  # killed mid-batch
         server = start(data_dir, url, port=port)
-        wait_up(base)
+        assert wait_healthy(base, server)
         await check_exactly_once(base, key, batch_id, url)
     finally:
         server.kill()
@@ -160,18 +151,16 @@ async def test_kill_9_of_the_server_mid_batch_then_restart(data_dir: Path) -> No
 
 
 @pytest.mark.postgres
-async def test_two_workers_on_postgresql_one_killed(data_dir: Path) -> None:
+async def test_two_workers_on_postgresql_one_killed(tmp_path: Path) -> None:
+    data_dir = tmp_path
     url = await create_pg_database()
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        db = Database(url)
-        await db.migrate()
-        _, key = await funded_account(db, "crash", voucher="1000")
-        await db.dispose()
+        key = await funded_key(url)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         processes.append(start(data_dir, url, "--no-worker", port=port))
-        wait_up(base)
+        assert wait_healthy(base, processes[0])
         batch_id = submit(base, key)
         workers = [start(data_dir, url, "--worker-only") for _ in range(2)]
         processes += workers

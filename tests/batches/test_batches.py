@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from moonbase.batches.worker import BatchWorker
 from moonbase.store.database import Database
-from moonbase.store.tables import Batch, UsageRecord
+from moonbase.store.tables import Account, Batch, UsageRecord
 from tests.batches.harness import Batches, batches_app, jsonl, request_line
 from tests.fakes import ScriptedEngine
 
@@ -72,8 +72,6 @@ async def test_lines_refused_at_run_time_go_to_the_error_file(batches: Batches) 
     assert (await batches.get(batch_id))["request_counts"]["completed"] == 4
     # An account without money: lines are refused when they run.
     async with batches.db.transaction() as session:
-        from moonbase.store.tables import Account
-
         await session.execute(
             update(Account)
             .where(Account.id == batches.account_id)

@@ -44,6 +44,19 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
+def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = 120) -> bool:
+    """Poll /health until it answers 200; False if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def start_server(
     data_dir: Path, extra_env: dict[str, str] | None = None, api_key: str | None = None
 ) -> RunningServer:
@@ -71,17 +84,7 @@ def start_server(
         env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moonbase exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
+    if not wait_healthy(base_url, process):
         process.kill()
         raise RuntimeError(f"moonbase did not come up:\n{log_path.read_text()}")
     if api_key is None:

@@ -205,14 +205,14 @@ async def test_media_dimensions_and_duration_are_recorded(
     clip = documents.mp4(tmp_path / "clip.mp4", frames=24, fps=12).read_bytes()
     video = (await files.upload(clip, purpose="video", name="clip.mp4")).json()
     async with database.read() as session:
-        image_row = await _any_owner(session, image["id"])
-        video_row = await _any_owner(session, video["id"])
+        image_row = await stored_row(session, image["id"])
+        video_row = await stored_row(session, video["id"])
     assert (image_row.content_type, image_row.width, image_row.height) == ("image/png", 64, 48)
     assert (video_row.content_type, video_row.width, video_row.height) == ("video/mp4", 64, 48)
     assert video_row.duration_ms is not None and 1900 <= video_row.duration_ms <= 2100
 
 
-async def _any_owner(session, file_id: str) -> StoredFile:
+async def stored_row(session, file_id: str) -> StoredFile:
     row = await session.get(StoredFile, file_id)
     assert row is not None
     return row
