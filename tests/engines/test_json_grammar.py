@@ -84,6 +84,21 @@ def test_enum_wins_over_a_type_list():
     assert rule(grammar, "x") == 'x ::= "true"'
 
 
+def test_a_free_object_in_a_type_list_is_depth_bounded():
+    # llama-cpp-python's converter reduces a type list to bare types, which made
+    # this "object" the unbounded recursive JSON value: SmolLM2 nested it until
+    # max_tokens ran out (a CI failure of the structured-output e2e test).
+    grammar = json_grammar(
+        {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": {"type": ["string", "object"]}}},
+        }
+    )
+    assert not any(line.startswith("value ::=") for line in grammar.splitlines())
+    free_member = rule(grammar, "items-item-1-additional-value")
+    assert "object" not in free_member and "array" not in free_member
+
+
 def test_free_members_cannot_repeat_a_declared_key():
     grammar = json_grammar(
         {

@@ -42,6 +42,7 @@ _LOOSE_STRING_CHAR = r'char ::= [^"\\] |'
 _JSON_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 _LITERAL_ESCAPES = re.compile(r'[\r\n"\\]')
 _ESCAPED = {"\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}
+_COMBINED = {"anyOf", "oneOf", "allOf", "$ref", "const", "enum"}
 _SCALARS = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
 
 
@@ -188,6 +189,19 @@ def _bounded(node: Any, bounds: JsonBounds, depth: int) -> Any:
         types = node.pop("type")
         allowed = set(types) if isinstance(types, list) else {types}
         node["enum"] = [value for value in node["enum"] if _json_type(value) & allowed]
+    types = node.get("type")
+    if isinstance(types, list) and len(types) == 1:
+        node["type"] = types = types[0]
+    if isinstance(types, list) and not _COMBINED & node.keys():
+        # llama-cpp-python's converter turns a type list into bare types and
+        # drops every other keyword (bounds, items, properties): a free
+        # ``object`` in the list would nest without limit. One branch per type
+        # keeps them.
+        # Definitions stay on the outer node, where references look for them.
+        outer = {key: node.pop(key) for key in ("$defs", "definitions") if key in node}
+        rest = {key: value for key, value in node.items() if key != "type"}
+        outer["anyOf"] = [{**rest, "type": kind} for kind in types]
+        return _bounded(outer, bounds, depth)
     for key in ("properties", "$defs", "definitions"):
         if isinstance(node.get(key), dict):
             node[key] = {name: _bounded(sub, bounds, depth) for name, sub in node[key].items()}
