@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from moonbase.api import admin, balance, batches, chat, files, models, tokenizers
 from moonbase.api.body_limit import BodyLimitMiddleware
@@ -20,24 +22,34 @@ from moonbase.batches.worker import BatchWorker
 from moonbase.billing.service import BillingService
 from moonbase.chat.media import MediaResolver
 from moonbase.chat.service import ChatService
-from moonbase.engines.base import Engine
+from moonbase.engines.base import ChatEngine, Engine
 from moonbase.files.blobs import BlobStore, LocalBlobStore
 from moonbase.files.service import FileService
+from moonbase.metrics import Metrics, MetricsMiddleware
 from moonbase.registry import ModelRegistry
-from moonbase.settings import EngineSettings, Settings
+from moonbase.settings import Settings, UpstreamEngineSettings
 from moonbase.store.database import Database
 
 log = logging.getLogger(__name__)
 
 
-def start_engine(name: str, settings: EngineSettings) -> Engine:
-    if settings.kind == "llamacpp":
-        from moonbase.engines.llamacpp.engine import LlamaCppEngine
+def start_engine(name: str, settings: Settings) -> Engine | ChatEngine:
+    config = settings.engines[name]
+    if isinstance(config, UpstreamEngineSettings):
+        from moonbase.engines.upstream.engine import UpstreamEngine
 
-        engine = LlamaCppEngine(settings)
-        log.info("engine %s: llama.cpp, %s", name, engine.model_path)
-        return engine
-    raise ValueError(f"engine {name}: unknown kind {settings.kind!r}")
+        names = {
+            model_id: model.upstream_model
+            for model_id, model in settings.models.items()
+            if (model.engine or settings.default_engine) == name and model.upstream_model
+        }
+        log.info("engine %s: %s upstream at %s", name, config.flavour, ", ".join(config.urls))
+        return UpstreamEngine(name, config, names)
+    from moonbase.engines.llamacpp.engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(config)
+    log.info("engine %s: llama.cpp, %s", name, engine.model_path)
+    return engine
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -51,7 +63,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
 def create_app(
     settings: Settings,
     *,
-    engines: Mapping[str, Engine] | None = None,
+    engines: Mapping[str, Engine | ChatEngine] | None = None,
     db: Database | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass their own engines (a scripted fake) or database."""
@@ -64,17 +76,19 @@ def create_app(
             settings.database_max_overflow,
         )
         await database.migrate()
-        owned: dict[str, Engine] = {}
+        owned: dict[str, Engine | ChatEngine] = {}
         if engines is None:
-            for name, engine_settings in settings.engines.items():
-                owned[name] = await asyncio.to_thread(start_engine, name, engine_settings)
+            for name in settings.engines:
+                owned[name] = await asyncio.to_thread(start_engine, name, settings)
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
         billing = BillingService(database, settings.billing)
         blobs = open_blob_store(settings)
         files = FileService(database, blobs, settings.files)
         media = MediaResolver(settings.media, files, settings.files)
-        chat_service = ChatService(registry, billing, media, settings.default_max_completion_tokens)
+        chat_service = ChatService(
+            registry, billing, media, settings.default_max_completion_tokens, metrics
+        )
         app.state.services = Services(
             settings=settings,
             db=database,
@@ -103,6 +117,7 @@ def create_app(
             if db is None:
                 await database.dispose()
 
+    metrics = Metrics()
     app = FastAPI(
         title="moonbase",
         summary="A self-hosted Moonshot AI (Kimi) platform",
@@ -113,12 +128,14 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     for module in (models, chat, files, batches, tokenizers, balance, admin):
         app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, object]:
+        """Liveness: the process answers (restart it if not). Engine details for people."""
         services: Services = app.state.services
         return {
             "status": "ok",
@@ -126,5 +143,31 @@ def create_app(
                 name: await engine.health() for name, engine in services.registry.engines().items()
             },
         }
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> Response:
+        """Readiness: the database answers and every engine can take a request now;
+        a load balancer sends traffic only while this is 200."""
+        services: Services = getattr(app.state, "services", None)  # type: ignore[assignment]
+        problems: list[str] = []
+        if services is None:
+            problems.append("starting")
+        else:
+            try:
+                await services.db.ping()
+            except Exception as exc:  # any failure means: not ready
+                problems.append(f"database: {type(exc).__name__}")
+            for name, engine in services.registry.engines().items():
+                state = await engine.health()
+                if not state.get("ready", state.get("status") == "ok"):
+                    problems.append(f"engine {name}: not ready")
+        body = {"status": "ready" if not problems else "not ready", "problems": problems}
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_text() -> Response:
+        services: Services = app.state.services
+        text = await metrics.render(services.registry.engines(), services.db)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app

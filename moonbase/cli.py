@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ from moonbase.app import create_app
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.errors import MoonbaseError
+from moonbase.logs import configure_logging
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
 from moonbase.store.repositories.usage import UsageRow
@@ -66,9 +66,7 @@ def serve(
 ) -> None:
     """Serve the Moonshot API (on the embedded model unless configured otherwise)."""
     settings = load_settings(config, data_dir=data_dir, host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     issued = _with_db(settings, lambda db: admin.bootstrap(db, settings.billing))
     if issued is not None:
         typer.secho(
@@ -82,6 +80,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # configure_logging's handlers, not uvicorn's own
         timeout_graceful_shutdown=5,
     )
 
@@ -92,9 +91,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     MOONBASE_BATCHES__RUN_WORKER=false; several may share one PostgreSQL."""
     settings = load_settings(config, data_dir=data_dir)
     settings.batches.run_worker = True
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     application = create_app(settings)
 
     async def run() -> None:

@@ -81,9 +81,11 @@ class EngineOverloadedError(MoonbaseError):
     error_type = "engine_overloaded_error"
 
 
-class ServiceUnavailableError(MoonbaseError):
+class EngineUnavailableError(MoonbaseError):
+    """No engine replica can take the request now (all down or ejected)."""
+
     status_code = 503
-    error_type = "engine_overloaded_error"
+    error_type = "server_error"
 
 
 class InternalError(MoonbaseError):

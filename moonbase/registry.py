@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from moonbase.catalog import MODEL_SPECS, SPECS_BY_ID, ServedModel
-from moonbase.engines.base import Engine
+from moonbase.engines.base import ChatEngine, Engine
 from moonbase.errors import NotFoundError
 from moonbase.settings import Settings
 
 
 class ModelRegistry:
-    def __init__(self, models: Mapping[str, ServedModel], engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self, models: Mapping[str, ServedModel], engines: Mapping[str, Engine | ChatEngine]
+    ) -> None:
         self._models = dict(models)
         self._engines = dict(engines)
 
     @classmethod
-    def build(cls, settings: Settings, engines: Mapping[str, Engine]) -> ModelRegistry:
+    def build(cls, settings: Settings, engines: Mapping[str, Engine | ChatEngine]) -> ModelRegistry:
         """Serve every enabled catalog model on its configured engine.
 
         A model reports (and enforces) the smaller of the catalog's context and
@@ -30,9 +32,8 @@ class ModelRegistry:
             config = settings.model_settings(spec.id)
             if not config.enabled:
                 continue
-            engine_name = config.engine
-            chosen = spec.id in settings.models and "engine" in config.model_fields_set
-            if spec.supports_image_in and seeing and not chosen:
+            engine_name = config.engine or settings.default_engine
+            if spec.supports_image_in and seeing and config.engine is None:
                 engine_name = seeing[0]
             if engine_name not in engines:
                 raise ValueError(f"model {spec.id} is served by unknown engine '{engine_name}'")
@@ -62,11 +63,11 @@ class ModelRegistry:
             )
         return model
 
-    def engine(self, model: ServedModel) -> Engine:
+    def engine(self, model: ServedModel) -> Engine | ChatEngine:
         return self._engines[model.engine_name]
 
     def all(self) -> list[ServedModel]:
         return list(self._models.values())
 
-    def engines(self) -> Mapping[str, Engine]:
+    def engines(self) -> Mapping[str, Engine | ChatEngine]:
         return self._engines

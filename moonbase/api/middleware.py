@@ -12,6 +12,8 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moonbase.logs import request_id_var
+
 
 def new_request_id() -> str:
     return secrets.token_hex(16)
@@ -27,6 +29,7 @@ class RequestIdMiddleware:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        request_id_var.set(request_id)  # every log line of this request carries it
         _default_to_json(scope)
 
         async def send_with_ids(message: Message) -> None:

@@ -14,8 +14,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from moonbase.chat.thinking import ChatEvent, ReasoningDelta
-from moonbase.engines.base import ChoiceFinished, EngineEvent, TextDelta
+from moonbase.engines.base import ChatEvent, ChoiceFinished, EngineEvent, ReasoningDelta, TextDelta
 
 OPEN, CLOSE = "<think>", "</think>"
 

@@ -29,28 +29,34 @@ from moonbase.chat.conversation import (
 from moonbase.chat.media import MediaResolver, find_media
 from moonbase.chat.native_reasoning import split_reasoning
 from moonbase.chat.response_format import output_constraint
-from moonbase.chat.sampling import plan_sampling
+from moonbase.chat.sampling import SamplingPlan, plan_sampling
 from moonbase.chat.tally import Tally
 from moonbase.chat.thinking import (
     ANSWER_INSTRUCTION,
     REASONING_INSTRUCTION,
-    ChatEvent,
-    ReasoningDelta,
     ThinkingPlan,
     think_then_answer,
 )
 from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply, plan_tools
+from moonbase.chat.upstream_messages import inline_media
 from moonbase.engines.base import (
+    ChatCall,
+    ChatEngine,
+    ChatEvent,
     ChatTurn,
     ChoiceFinished,
     Engine,
     GenerationRequest,
+    MediaInput,
     PromptProcessed,
+    ReasoningDelta,
     SamplingParams,
     TextDelta,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplateError
+from moonbase.engines.upstream.engine import estimate_tokens
 from moonbase.errors import BadRequestError, InternalError, MoonbaseError, token_limit_exceeded
+from moonbase.metrics import Metrics
 from moonbase.registry import ModelRegistry
 from moonbase.schemas.chat import (
     AssistantMessage,
@@ -78,14 +84,16 @@ class PreparedChat:
     completion_id: str
     created: int
     model_id: str  # the id the response reports (moonshot-v1-auto reports its pick)
-    engine: Engine
-    generation: GenerationRequest
+    engine: Engine | ChatEngine
+    generation: GenerationRequest  # an upstream engine's has no prompt tokens (see call)
     include_usage: bool
     tools: ToolPlan | None
     thinking: ThinkingPlan | None  # a reasoning phase, for models that do not reason natively
     show_reasoning: bool  # thinking is on: reasoning_content is sent
     prompt_cache_key: str | None
     safety_identifier: str | None
+    prompt_size: int  # tokens, for admission (an estimate for upstream engines)
+    call: ChatCall | None = None  # an upstream engine takes the conversation itself
 
 
 class ChatService:
@@ -95,17 +103,25 @@ class ChatService:
         billing: BillingService,
         media: MediaResolver,
         default_max_tokens: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._registry = registry
         self._billing = billing
         self._media = media
         self._default_max_tokens = default_max_tokens
+        self._metrics = metrics
 
     async def count_prompt_tokens(
         self, model_id: str, messages: list[Message], account_id: str
     ) -> int:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
+        engine = self._registry.engine(model)
+        if isinstance(engine, ChatEngine):
+            media = await self._media_of(messages, model, account_id)
+            wire = [message.model_dump(mode="json", exclude_unset=True) for message in messages]
+            inline_media(wire, media)
+            return await engine.count_tokens(model.id, wire)
         conversation = await self._conversation(messages, model, account_id)
         prompt = await self._tokens(model, conversation.turns, conversation.assistant_prefix)
         return len(prompt) + conversation.media_tokens
@@ -118,15 +134,20 @@ class ChatService:
         tools: ToolPlan | None = None,
         keep_reasoning: bool = False,
     ) -> Conversation:
-        references = find_media(messages)
-        media = {}
-        if references:
-            capable = {
-                "image": [m.id for m in self._registry.all() if m.supports_image_in],
-                "video": [m.id for m in self._registry.all() if m.supports_video_in],
-            }
-            media = await self._media.resolve(references, account_id, model, capable)
+        media = await self._media_of(messages, model, account_id)
         return to_conversation(messages, tools, keep_reasoning, media)
+
+    async def _media_of(
+        self, messages: list[Message], model: ServedModel, account_id: str
+    ) -> dict[tuple[int, int], MediaInput]:
+        references = find_media(messages)
+        if not references:
+            return {}
+        capable = {
+            "image": [m.id for m in self._registry.all() if m.supports_image_in],
+            "video": [m.id for m in self._registry.all() if m.supports_video_in],
+        }
+        return await self._media.resolve(references, account_id, model, capable)
 
     async def prepare(
         self, request: ChatCompletionRequest, request_id: str, account_id: str
@@ -144,6 +165,8 @@ class ChatService:
                 )
             constraint = calls_constraint(tools)
         stops = stop_strings(request.stop)
+        if isinstance(self._registry.engine(model), ChatEngine):
+            return await self._prepare_call(request, request_id, account_id, model, plan, tools)
         conversation = await self._conversation(
             request.messages, model, account_id, tools, plan.keep_reasoning
         )
@@ -185,9 +208,87 @@ class ChatService:
             show_reasoning=plan.thinking,
             prompt_cache_key=request.prompt_cache_key,
             safety_identifier=request.safety_identifier,
+            prompt_size=prompt_size,
+        )
+
+    async def _prepare_call(
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        account_id: str,
+        model: ServedModel,
+        plan: SamplingPlan,
+        tools: ToolPlan | None,
+    ) -> PreparedChat:
+        """An upstream engine's request: the conversation as sent, media inlined.
+
+        The upstream templates and counts the prompt itself; the platform's
+        estimate only sizes the admission and the default max tokens, and the
+        upstream enforces its context (its refusal reaches the client as a
+        400). Billing uses the usage the upstream reports.
+        """
+        body = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        media = await self._media_of(request.messages, model, account_id)
+        inline_media(body["messages"], media)
+        prompt_size = estimate_tokens(body["messages"]) + sum(m.tokens for m in media.values())
+        asked = request.max_completion_tokens or request.max_tokens
+        if model.id == AUTO_MODEL_ID:
+            picked = pick_auto_model(prompt_size, asked or self._default_max_tokens)
+            if not isinstance(self._registry.engine(self._registry.get(picked)), ChatEngine):
+                return await self.prepare(
+                    request.model_copy(update={"model": picked}), request_id, account_id
+                )
+            model = self._registry.get(picked)
+        body["model"] = model.id
+        max_tokens = asked or max(
+            1, min(self._default_max_tokens, model.context_length - prompt_size)
+        )
+        sampling = SamplingParams(
+            temperature=plan.temperature,
+            top_p=plan.top_p,
+            presence_penalty=plan.presence_penalty,
+            frequency_penalty=plan.frequency_penalty,
+        )
+        previous_calls = sum(len(m.tool_calls or []) for m in request.messages)
+        return PreparedChat(
+            completion_id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            model_id=model.id,
+            engine=self._registry.engine(model),
+            generation=GenerationRequest(
+                request_id=request_id,
+                prompt_tokens=(),
+                max_tokens=max_tokens,
+                sampling=sampling,
+                n=plan.n,
+                cache_key=request.prompt_cache_key,
+            ),
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            tools=tools,
+            thinking=None,
+            show_reasoning=plan.thinking,
+            prompt_cache_key=request.prompt_cache_key,
+            safety_identifier=request.safety_identifier,
+            prompt_size=prompt_size,
+            call=ChatCall(
+                request_id=request_id,
+                body=body,
+                max_tokens=max_tokens,
+                sampling=sampling,
+                n=plan.n,
+                thinking=plan.thinking,
+                keep_reasoning=plan.keep_reasoning,
+                first_call_index=tools.first_call_index if tools else previous_calls,
+                prompt_estimate=prompt_size,
+                stream=request.stream,
+            ),
         )
 
     def _events(self, chat: PreparedChat) -> AsyncGenerator[ChatEvent, None]:
+        if chat.call is not None:
+            assert isinstance(chat.engine, ChatEngine)
+            return _reasoning_shown(chat.engine.chat(chat.call), chat.show_reasoning)
+        assert isinstance(chat.engine, Engine)
         if chat.thinking is not None:
             return think_then_answer(chat.engine, chat.generation, chat.thinking)
         capabilities = chat.engine.capabilities
@@ -258,7 +359,17 @@ class ChatService:
         finish = tally.finish_reasons.get(index, "stop")
         text = tally.text(index)
         reasoning = tally.reasoning_text(index)
-        reply = parse_reply(text, chat.tools) if chat.tools is not None else None
+        if index in tally.tool_calls:  # an upstream engine parsed its calls itself
+            message = AssistantMessage.model_validate(
+                {
+                    "content": text,
+                    "reasoning_content": reasoning,
+                    "tool_calls": tally.tool_calls[index],
+                }
+            )
+            return Choice(index=index, message=message, finish_reason="tool_calls")
+        own_calls = chat.tools is not None and chat.call is None
+        reply = parse_reply(text, chat.tools) if own_calls and chat.tools else None
         if reply is None or not reply.calls:
             message = AssistantMessage(content=text, reasoning_content=reasoning)
             return Choice(index=index, message=message, finish_reason=finish)
@@ -273,6 +384,7 @@ class ChatService:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
         ticket = await self._admit(chat, caller)
+        last_finish: tuple[int, str] | None = None  # held until the usage is final
         try:
             async with aclosing(self._events(chat)) as events:
                 async for event in events:
@@ -284,19 +396,28 @@ class ChatService:
                             yield chunks.role(index)
                     elif isinstance(event, ReasoningDelta):
                         yield chunks.reasoning(event.index, event.text)
-                    elif isinstance(event, TextDelta) and chat.tools is None:
+                    elif isinstance(event, TextDelta) and (chat.tools is None or chat.call):
                         yield chunks.content(event.index, event.text)
                     elif isinstance(event, ChoiceFinished):
                         reason: str = event.finish_reason
-                        if chat.tools is not None:  # sent whole, once it is known to be a call
+                        if event.index in tally.tool_calls:  # an upstream's own calls
+                            yield chunks.tool_calls(event.index, tally.tool_calls[event.index])
+                            reason = "tool_calls"
+                        elif chat.tools is not None and chat.call is None:
+                            # sent whole, once it is known to be a call
                             reply = parse_reply(tally.text(event.index), chat.tools)
                             if reply.content:
                                 yield chunks.content(event.index, reply.content)
                             if reply.calls:
                                 yield chunks.tool_calls(event.index, reply.calls)
                                 reason = "tool_calls"
-                        last = tally.finished
-                        yield chunks.finish(event.index, reason, tally.usage() if last else None)
+                        if tally.finished:
+                            # An upstream reports usage after the last choice ends.
+                            last_finish = (event.index, reason)
+                        else:
+                            yield chunks.finish(event.index, reason, None)
+            if last_finish is not None:
+                yield chunks.finish(*last_finish, tally.usage())
             if chat.include_usage:
                 yield chunks.usage(tally.usage())
         finally:
@@ -304,14 +425,16 @@ class ChatService:
 
     async def _admit(self, chat: PreparedChat, caller: KeyOwner) -> Ticket:
         generation = chat.generation
-        estimate = len(generation.prompt_tokens) + generation.n * generation.max_tokens
+        estimate = chat.prompt_size + generation.n * generation.max_tokens
         return await self._billing.admit(caller, generation.request_id, estimate)
 
     async def _tokens(
         self, model: ServedModel, turns: list[ChatTurn], assistant_prefix: str | None
     ) -> tuple[int, ...]:
+        engine = self._registry.engine(model)
+        assert isinstance(engine, Engine), "upstream engines template prompts themselves"
         try:
-            return await self._registry.engine(model).render_prompt(turns, assistant_prefix)
+            return await engine.render_prompt(turns, assistant_prefix)
         except ChatTemplateError as exc:
             raise BadRequestError(str(exc), param="messages") from exc
 
@@ -332,7 +455,15 @@ class ChatService:
             if not tally.started:  # refused or gone before the engine took it: no charge
                 await self._billing.release(ticket)
                 return
-            await self._billing.settle(ticket, self._usage(chat, ticket, tally))
+            usage = self._usage(chat, ticket, tally)
+            await self._billing.settle(ticket, usage)
+        if self._metrics is not None:
+            self._metrics.record_usage(
+                chat.model_id, usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens
+            )
+            if tally.first_text_at is not None:
+                wait = tally.first_text_at - ticket.started
+                self._metrics.first_token.labels(chat.model_id).observe(wait)
 
     def _usage(
         self, chat: PreparedChat, ticket: Ticket, tally: Tally
@@ -343,9 +474,19 @@ class ChatService:
             api_key_id=ticket.caller.key_id,
             model=chat.model_id,
             prompt_tokens=tally.prompt_tokens,
-            completion_tokens=sum(tally.completion_tokens.values()),
+            completion_tokens=tally.total_completion_tokens,
             cached_tokens=tally.cached_tokens,
             status="completed" if tally.finished else "interrupted",
             prompt_cache_key=chat.prompt_cache_key,
             safety_identifier=chat.safety_identifier,
         )
+
+
+async def _reasoning_shown(
+    events: AsyncGenerator[ChatEvent, None], shown: bool
+) -> AsyncGenerator[ChatEvent, None]:
+    """An upstream's reasoning, dropped when thinking is off (Moonshot sends none then)."""
+    async with aclosing(events):
+        async for event in events:
+            if shown or not isinstance(event, ReasoningDelta):
+                yield event

@@ -14,11 +14,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from moonbase.engines.base import (
+    ChatEvent,
     ChoiceFinished,
     Engine,
-    EngineEvent,
     GenerationRequest,
     PromptProcessed,
+    ReasoningDelta,
     TextDelta,
 )
 
@@ -28,16 +29,6 @@ REASONING_INSTRUCTION = (
 )
 ANSWER_INSTRUCTION = "Your reasoning was:\n{reasoning}\n\nNow give the user your final answer."
 MAX_REASONING_TOKENS = 256
-
-
-@dataclass(frozen=True)
-class ReasoningDelta:
-    index: int
-    text: str
-    tokens: int = 0
-
-
-ChatEvent = EngineEvent | ReasoningDelta
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,27 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class ChatCall:
+    """A chat request for an engine that applies its own chat template and
+    parses its own output: an upstream OpenAI-compatible server.
+
+    ``body`` is the client's request as it was sent (only the fields it set),
+    with media resolved to data URLs; the platform's decisions ride beside it.
+    """
+
+    request_id: str
+    body: dict[str, Any]
+    max_tokens: int
+    sampling: SamplingParams
+    n: int
+    thinking: bool  # the model should reason (Moonshot ``thinking``, or its default)
+    keep_reasoning: bool  # history reasoning_content goes back to the model
+    first_call_index: int  # tool-call ids continue the conversation's numbering
+    prompt_estimate: int  # until the engine reports its own count
+    stream: bool
+
+
+@dataclass(frozen=True)
 class PromptProcessed:
     """First event of every generation: the prompt is in the KV cache."""
 
@@ -93,13 +114,42 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """Reasoning (``reasoning_content``), apart from the answer's text."""
+
+    index: int
+    text: str
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ToolCallsMade:
+    """A choice's tool calls, whole, from an engine that parses calls itself."""
+
+    index: int
+    calls: tuple[dict[str, Any], ...]  # OpenAI tool_calls objects, ids normalised
+
+
+@dataclass(frozen=True)
 class ChoiceFinished:
     index: int
     finish_reason: FinishReason
     completion_tokens: int
 
 
+@dataclass(frozen=True)
+class UsageReported:
+    """The engine's own count of the whole request; it replaces the running tally."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
 EngineEvent = PromptProcessed | TextDelta | ChoiceFinished
+# What chat/ consumes: an engine's events, reasoning split out of them (or
+# reported by an upstream), and an upstream's own calls and usage.
+ChatEvent = EngineEvent | ReasoningDelta | ToolCallsMade | UsageReported
 
 
 @dataclass(frozen=True)
@@ -112,6 +162,26 @@ class EngineCapabilities:
     # starts_open: the chat template opens that block in the prompt.
     native_reasoning: bool = False
     reasoning_starts_open: bool = False
+
+
+@runtime_checkable
+class ChatEngine(Protocol):
+    """An engine that takes whole conversations (it templates and parses itself)."""
+
+    @property
+    def capabilities(self) -> EngineCapabilities: ...
+
+    async def count_tokens(self, model_id: str, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens of ``messages`` as the engine counts them."""
+        ...
+
+    def chat(self, call: ChatCall) -> AsyncGenerator[ChatEvent, None]:
+        """Stream events for ``call``; closing the iterator aborts it."""
+        ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -80,6 +80,11 @@ class Database:
         async with self._readers() as session, session.begin():
             yield session
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
+
     async def migrate(self) -> None:
         """Bring the schema to head; safe when several processes start at once."""
         path = _sqlite_path(self.url) if self.is_sqlite else None

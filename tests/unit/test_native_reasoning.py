@@ -4,8 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from moonbase.chat.native_reasoning import ReasoningSplitter
-from moonbase.chat.thinking import ReasoningDelta
-from moonbase.engines.base import ChoiceFinished, TextDelta
+from moonbase.engines.base import ChoiceFinished, ReasoningDelta, TextDelta
 
 
 def split(pieces: list[str], starts_open: bool = False, keep: bool = True):
