@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import to_micro, to_yuan
-from moonbase.billing.service import limits_of
 from moonbase.billing.tiers import Limits, tier_for
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import BillingSettings
@@ -52,7 +52,7 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
             account.tier_override = billing.owner_tier
             voucher = to_micro(billing.owner_voucher_yuan)
             if voucher:
-                await ledger.apply(
+                ledger.apply(
                     session,
                     account,
                     kind="voucher",

@@ -19,12 +19,14 @@ from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
 from moonbase.batches.service import BatchService
 from moonbase.batches.worker import BatchWorker
+from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
 from moonbase.billing.service import BillingService
 from moonbase.chat.media import MediaResolver
 from moonbase.chat.service import ChatService
 from moonbase.engines.base import ChatEngine, Engine
 from moonbase.files.blobs import BlobStore, LocalBlobStore
 from moonbase.files.service import FileService
+from moonbase.key_cache import KeyCache
 from moonbase.metrics import Metrics, MetricsMiddleware
 from moonbase.registry import ModelRegistry
 from moonbase.settings import Settings, UpstreamEngineSettings
@@ -50,6 +52,12 @@ def start_engine(name: str, settings: Settings) -> Engine | ChatEngine:
     engine = LlamaCppEngine(config)
     log.info("engine %s: llama.cpp, %s", name, engine.model_path)
     return engine
+
+
+def open_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    return LocalLimiter()
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -82,7 +90,7 @@ def create_app(
                 owned[name] = await asyncio.to_thread(start_engine, name, settings)
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
-        billing = BillingService(database, settings.billing)
+        billing = BillingService(database, settings.billing, open_limiter(settings))
         blobs = open_blob_store(settings)
         files = FileService(database, blobs, settings.files)
         media = MediaResolver(settings.media, files, settings.files)
@@ -97,6 +105,7 @@ def create_app(
             chat=chat_service,
             files=files,
             batches=BatchService(database, files, settings.batches),
+            keys=KeyCache(database, settings.billing.state_refresh_s),
         )
         worker = None
         if settings.batches.run_worker:
@@ -111,6 +120,7 @@ def create_app(
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await billing.close()
             for engine in owned.values():
                 await engine.close()
             await blobs.close()

@@ -120,6 +120,10 @@ class BillingSettings(BaseModel):
     # deployment); usage and its cost are still recorded.
     charging: bool = True
     rate_limits: bool = True
+    # Admission reads keys, balances and limits from memory: a revoked key, a
+    # top-up, a limit change or another gateway's charges show within this many
+    # seconds (this gateway's own charges and revocations at once).
+    state_refresh_s: float = Field(default=1.0, ge=0)
     # The first account `moonbase serve` creates gets this voucher and tier,
     # so a newcomer can use the API at once.
     owner_voucher_yuan: Decimal = Field(default=Decimal("100"), ge=0)
@@ -198,6 +202,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     # Default: a SQLite file in the data dir. PostgreSQL: postgresql+asyncpg://...
     database_url: str | None = None
+    # Redis for the rate-limit counts, shared by every gateway (redis://host:6379/0).
+    # Unset: each process counts alone, exact for a single gateway.
+    redis_url: str | None = None
     # Connections per process (PostgreSQL); requests wait for one beyond this.
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=20, ge=0)

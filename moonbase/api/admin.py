@@ -71,6 +71,7 @@ async def create_key(account_id: str, body: KeyCreate, services: ServicesDep) ->
 async def revoke_key(key_id: str, services: ServicesDep) -> dict[str, object]:
     if not await admin.revoke_key(services.db, key_id):
         raise NotFoundError(f"no active key {key_id}", param="key_id")
+    services.keys.forget_key(key_id)
     return {"id": key_id, "revoked": True}
 
 

@@ -12,10 +12,10 @@ from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
 from moonbase.files.service import FileService
+from moonbase.key_cache import KeyCache
 from moonbase.registry import ModelRegistry
 from moonbase.settings import Settings
 from moonbase.store.database import Database
-from moonbase.store.repositories import api_keys
 from moonbase.store.repositories.api_keys import KeyOwner
 
 
@@ -30,9 +30,10 @@ class Services:
     chat: ChatService
     files: FileService
     batches: BatchService
+    keys: KeyCache
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -49,8 +50,7 @@ async def get_caller(request: Request, services: ServicesDep) -> KeyOwner:
             "Invalid Authentication: send your API key as 'Authorization: Bearer sk-...'",
             code="missing_api_key",
         )
-    async with services.db.read() as session:
-        owner = await api_keys.authenticate(session, token)
+    owner = await services.keys.owner(token)
     if owner is None:
         raise AuthenticationError("Invalid Authentication", code="invalid_api_key")
     return owner
@@ -59,7 +59,7 @@ async def get_caller(request: Request, services: ServicesDep) -> KeyOwner:
 CallerDep = Annotated[KeyOwner, Depends(get_caller)]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from moonbase.batches.validation import check_input
 from moonbase.billing.service import BillingService, Settlement
@@ -246,8 +246,9 @@ class BatchWorker:
             return
         except MoonbaseError as error:  # refused before generating: nothing to charge
             result = _result_line(request_id, line.custom_id, error.status_code, error.body())
-            async with self.db.transaction() as session:
-                await batch_rows.finish_line(session, line.id, batch.id, False, result)
+            await self.db.write_sync(
+                lambda session: batch_rows.finish_line(session, line.id, batch.id, False, result)
+            )
             return
         if run.completion is not None:
             body = run.completion.model_dump(exclude_none=True)
@@ -329,9 +330,9 @@ class _Finished:
     result: str
 
     def settlement(self) -> Settlement:
-        async def keep(session: AsyncSession) -> bool:
+        def keep(session: Session) -> bool:
             # False when the line already has a result: then it is not charged.
-            return await batch_rows.finish_line(
+            return batch_rows.finish_line(
                 session, self.line_id, self.batch_id, self.ok, self.result
             )
 

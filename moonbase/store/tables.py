@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -97,21 +96,6 @@ class LedgerEntry(Base):
     reason: Mapped[str] = mapped_column(String(200))
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class Admission(Base):
-    """A request let through the rate limits; the rows are the limits' counters."""
-
-    __tablename__ = "admissions"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
-    request_id: Mapped[str] = mapped_column(String(64), unique=True)
-    admitted_at: Mapped[float] = mapped_column(Float)  # unix seconds
-    tokens: Mapped[int] = mapped_column(BigInteger)  # estimate at admission, actual once settled
-    finished: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class StoredFile(Base):

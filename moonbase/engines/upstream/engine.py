@@ -23,7 +23,8 @@ import math
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from moonbase.engines.base import (
     ChatCall,
@@ -70,18 +71,7 @@ class UpstreamEngine:
         self._settings = settings
         self._model_names = dict(model_names or {})
         self._pool = ReplicaPool(settings.urls, settings.eject_s, settings.max_eject_s)
-        headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        connections = settings.max_connections * len(settings.urls)
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.read_timeout_s,
-                pool=settings.read_timeout_s,
-            ),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+        self._session: aiohttp.ClientSession | None = None  # opened in the serving loop
         self._capabilities = EngineCapabilities(
             context_length=settings.context_length,
             supports_image_in=settings.supports_image_in,
@@ -113,11 +103,11 @@ class UpstreamEngine:
             if call.stream:
                 events = self._stream_events(response, call)
             else:
-                payload = json.loads(await response.aread())
+                payload = orjson.loads(await response.read())
                 events = self._message_events(payload, call)
             async for event in events:
                 yield event
-        except (httpx.TransportError, json.JSONDecodeError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self._pool.failed(replica, _describe(exc))
             raise EngineUnavailableError(
                 f"engine {self.name} failed mid-response ({_describe(exc)}); "
@@ -125,11 +115,31 @@ class UpstreamEngine:
             ) from exc
         finally:
             replica.in_flight -= 1
-            await response.aclose()
+            response.release()  # back to the pool if read to the end, else closed
+
+    def _client(self) -> aiohttp.ClientSession:
+        """One keep-alive pool per engine (aiohttp: its C parser keeps the
+        gateway's cost per request and per chunk low)."""
+        if self._session is None or self._session.closed:
+            settings = self._settings
+            headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                connector=aiohttp.TCPConnector(
+                    limit=settings.max_connections * len(settings.urls),
+                    limit_per_host=settings.max_connections,
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=settings.connect_timeout_s,
+                    sock_read=settings.read_timeout_s,
+                ),
+            )
+        return self._session
 
     async def _open(
         self, path: str, body: dict[str, Any], root: bool = False
-    ) -> tuple[Replica, httpx.Response]:
+    ) -> tuple[Replica, aiohttp.ClientResponse]:
         """Send to the least busy replica, the next one on a failure before any answer.
 
         ``root``: the path is beside the API prefix, not under it (vLLM's and
@@ -142,26 +152,25 @@ class UpstreamEngine:
             replica.in_flight += 1
             try:
                 base = replica.url.removesuffix("/v1") if root else replica.url
-                request = self._client.build_request("POST", base + path, json=body)
-                response = await self._client.send(request, stream=True)
-            except httpx.TransportError as exc:
+                response = await self._client().post(base + path, json=body)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 replica.in_flight -= 1
                 failure = f"{replica.url}: {_describe(exc)}"
                 self._pool.failed(replica, _describe(exc))
                 log.warning("engine %s: replica %s failed: %s", self.name, replica.url, failure)
                 continue
-            if response.status_code < 400:
+            if response.status < 400:
                 self._pool.succeeded(replica)
                 return replica, response
             replica.in_flight -= 1
             detail = await _error_detail(response)
-            if response.status_code == 429:
+            if response.status == 429:
                 overloaded = EngineOverloadedError(
                     f"engine {self.name} is overloaded, please try again later ({detail})",
                     headers={"retry-after": response.headers.get("retry-after", "1")},
                 )
                 continue
-            if response.status_code >= 500 or response.status_code in (401, 403, 404):
+            if response.status >= 500 or response.status in (401, 403, 404):
                 # The replica is broken or misconfigured (wrong key, wrong path):
                 # the client can do nothing about it.
                 failure = f"{replica.url}: {detail}"
@@ -178,17 +187,17 @@ class UpstreamEngine:
         )
 
     async def _stream_events(
-        self, response: httpx.Response, call: ChatCall
+        self, response: aiohttp.ClientResponse, call: ChatCall
     ) -> AsyncGenerator[ChatEvent, None]:
         reader = _ChoiceReader(call)
         final: dict[str, Any] | None = None
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
+        async for line in _lines(response):
+            if not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
-            if data == "[DONE]":
+            if data == b"[DONE]":
                 break
-            payload = json.loads(data)
+            payload = orjson.loads(data)
             if "error" in payload:
                 raise EngineUnavailableError(f"engine {self.name} failed: {payload['error']}")
             for choice in payload.get("choices") or ():
@@ -241,10 +250,10 @@ class UpstreamEngine:
     async def _post_json(self, path: str, body: dict[str, Any], root: bool) -> dict[str, Any]:
         replica, response = await self._open(path, body, root)
         try:
-            return dict(json.loads(await response.aread()))
+            return dict(json.loads(await response.read()))
         finally:
             replica.in_flight -= 1
-            await response.aclose()
+            response.release()
 
     # -- health -----------------------------------------------------------------
 
@@ -260,16 +269,16 @@ class UpstreamEngine:
     async def _probe(self, replica: Replica) -> None:
         """Ejected replicas come back, and silent deaths are noticed, between requests."""
         try:
-            response = await self._client.get(
-                replica.url + "/models", timeout=self._settings.connect_timeout_s
-            )
-        except httpx.HTTPError as exc:
+            timeout = aiohttp.ClientTimeout(total=self._settings.connect_timeout_s)
+            async with self._client().get(replica.url + "/models", timeout=timeout) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             self._pool.failed(replica, f"health check: {_describe(exc)}")
             return
-        if response.status_code == 200:
+        if status == 200:
             self._pool.recovered(replica)
         else:
-            self._pool.failed(replica, f"health check: HTTP {response.status_code}")
+            self._pool.failed(replica, f"health check: HTTP {status}")
 
     async def health(self) -> dict[str, Any]:
         self._start_monitor()
@@ -286,7 +295,8 @@ class UpstreamEngine:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class _ChoiceReader:
@@ -393,17 +403,29 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
 
 
-async def _error_detail(response: httpx.Response) -> str:
+async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
+    """The body's lines as they arrive, however long (an SSE event can be large)."""
+    pending = b""
+    async for data in response.content.iter_any():
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line
+    if pending:
+        yield pending
+
+
+async def _error_detail(response: aiohttp.ClientResponse) -> str:
     """The upstream's own error message, short."""
-    raw = await response.aread()
-    await response.aclose()
+    raw = await response.read()
+    response.release()
     try:
         error = json.loads(raw).get("error")
         message = error.get("message") if isinstance(error, dict) else error
     except (ValueError, AttributeError):
         message = None
-    text = str(message or raw.decode("utf-8", "replace") or response.reason_phrase)
-    return f"HTTP {response.status_code}: {text[:300]}"
+    text = str(message or raw.decode("utf-8", "replace") or response.reason)
+    return f"HTTP {response.status}: {text[:300]}"
 
 
 def _describe(exc: BaseException) -> str:

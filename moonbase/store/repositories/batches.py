@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from moonbase.store.tables import Batch, BatchLine
 
@@ -87,11 +88,10 @@ async def pending(
     return list((await session.scalars(query)).all())
 
 
-async def finish_line(
-    session: AsyncSession, line_id: int, batch_id: str, ok: bool, result_json: str
-) -> bool:
-    """Record a line's result once; False if it was already recorded."""
-    done = await session.execute(
+def finish_line(session: Session, line_id: int, batch_id: str, ok: bool, result_json: str) -> bool:
+    """Record a line's result once; False if it was already recorded. Synchronous:
+    it runs in the transaction that charges the line (``Database.write_sync``)."""
+    done = session.execute(
         update(BatchLine)
         .where(BatchLine.id == line_id, BatchLine.status == "pending")
         .values(status="done" if ok else "failed", result_json=result_json)
@@ -99,7 +99,7 @@ async def finish_line(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return False
     counter = Batch.completed if ok else Batch.failed
-    await session.execute(update(Batch).where(Batch.id == batch_id).values({counter: counter + 1}))
+    session.execute(update(Batch).where(Batch.id == batch_id).values({counter: counter + 1}))
     return True
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from moonbase.store.tables import Account, LedgerEntry
 
@@ -29,8 +30,8 @@ async def lock_account(session: AsyncSession, account_id: str) -> Account | None
     return await session.scalar(select(Account).where(Account.id == account_id).with_for_update())
 
 
-async def apply(
-    session: AsyncSession,
+def apply(
+    session: AsyncSession | Session,
     account: Account,
     *,
     kind: str,
@@ -39,7 +40,8 @@ async def apply(
     reason: str,
     reference: str | None = None,
 ) -> None:
-    """Change a locked account's balances and append the matching entry."""
+    """Change a locked account's balances and append the matching entry (written
+    with the transaction's other changes when it commits)."""
     account.cash_micro += cash_micro
     account.voucher_micro += voucher_micro
     if kind == "topup":
@@ -54,7 +56,6 @@ async def apply(
             reference=reference,
         )
     )
-    await session.flush()
 
 
 async def totals(session: AsyncSession, account_id: str) -> Balances:

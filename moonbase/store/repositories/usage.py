@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from moonbase.store.tables import UsageRecord
 
@@ -27,9 +28,9 @@ class GenerationUsage:
     latency_ms: int = 0
 
 
-async def record(session: AsyncSession, usage: GenerationUsage) -> None:
+def record(session: AsyncSession | Session, usage: GenerationUsage) -> None:
+    """Add a usage record to the transaction (written when it commits)."""
     session.add(UsageRecord(**usage.__dict__))
-    await session.flush()
 
 
 async def for_account(session: AsyncSession, account_id: str) -> list[UsageRecord]:

@@ -1,0 +1,78 @@
+"""What admission needs of an account (balances, limits), kept in memory.
+
+Admission reads no database: a request is let in against this process's
+copy, reloaded when older than ``refresh_s`` and replaced by the fresh row
+after every charge this process commits. So this process sees its own
+charges at once; a top-up, a limit change or another gateway's charges
+within ``refresh_s``. Charges themselves always update the row in the
+database (never a write-back of this copy), so no update is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moonbase.billing.tiers import Limits, tier_for
+from moonbase.errors import NotFoundError
+from moonbase.store.database import Database
+from moonbase.store.repositories.ledger import Balances
+from moonbase.store.tables import Account
+
+
+@dataclass(frozen=True)
+class AccountState:
+    balances: Balances
+    limits: Limits
+    loaded_at: float
+
+
+def limits_of(account: Account) -> Limits:
+    base = tier_for(account.topped_up_micro, account.tier_override).limits
+    return Limits(
+        concurrency=account.limit_concurrency or base.concurrency,
+        rpm=account.limit_rpm or base.rpm,
+        tpm=account.limit_tpm or base.tpm,
+        tpd=account.limit_tpd or base.tpd,
+    )
+
+
+class AccountCache:
+    def __init__(
+        self, db: Database, refresh_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._db = db
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._states: dict[str, AccountState] = {}
+        self._loading: dict[str, asyncio.Future[AccountState]] = {}
+
+    async def get(self, account_id: str) -> AccountState:
+        state = self._states.get(account_id)
+        if state is not None and self._clock() - state.loaded_at < self._refresh_s:
+            return state
+        loading = self._loading.get(account_id)
+        if loading is None:  # one read per account however many requests wait on it
+            loading = asyncio.ensure_future(self._load(account_id))
+            self._loading[account_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(account_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, account_id: str) -> AccountState:
+        async with self._db.read() as session:
+            account = await session.get(Account, account_id)
+            if account is None:
+                raise NotFoundError("account not found")
+            return self.update(account)
+
+    def update(self, account: Account) -> AccountState:
+        """Take a row just read or committed as the current state."""
+        state = AccountState(
+            Balances(account.cash_micro, account.voucher_micro),
+            limits_of(account),
+            self._clock(),
+        )
+        self._states[account.id] = state
+        return state
