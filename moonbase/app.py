@@ -90,7 +90,10 @@ def create_app(
                 owned[name] = await asyncio.to_thread(start_engine, name, settings)
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
-        billing = BillingService(database, settings.billing, open_limiter(settings))
+        billing = BillingService(
+            database, settings.billing, open_limiter(settings), settings.data_dir / "journal"
+        )
+        await billing.recover()  # charges a crashed process journaled, not committed
         blobs = open_blob_store(settings)
         files = FileService(database, blobs, settings.files)
         media = MediaResolver(settings.media, files, settings.files)

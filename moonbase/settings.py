@@ -124,6 +124,9 @@ class BillingSettings(BaseModel):
     # top-up, a limit change or another gateway's charges show within this many
     # seconds (this gateway's own charges and revocations at once).
     state_refresh_s: float = Field(default=1.0, ge=0)
+    # Online charges commit in groups this often (journaled meanwhile, and
+    # counted against the balance at once): one transaction per group.
+    commit_interval_s: float = Field(default=0.05, ge=0, le=5)
     # The first account `moonbase serve` creates gets this voucher and tier,
     # so a newcomer can use the API at once.
     owner_voucher_yuan: Decimal = Field(default=Decimal("100"), ge=0)

@@ -13,6 +13,7 @@ import pytest
 
 from moonbase import admin
 from moonbase.app import create_app
+from moonbase.billing.service import BillingService
 from moonbase.settings import EMBEDDED_ENGINE, Settings
 from moonbase.store.database import Database
 from tests.fakes import ScriptedEngine
@@ -61,11 +62,23 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 class PlatformClient:
     """An httpx client on the ASGI app, with a valid key and the engine behind it."""
 
-    def __init__(self, client: httpx.AsyncClient, key: str, engine: ScriptedEngine, db: Database):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        key: str,
+        engine: ScriptedEngine,
+        db: Database,
+        billing: BillingService,
+    ):
         self.http = client
         self.key = key
         self.engine = engine
         self.db = db
+        self.billing = billing
+
+    async def settled(self) -> None:
+        """Charges commit just after their responses: wait for them."""
+        await self.billing.flushed()
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
@@ -90,5 +103,5 @@ async def platform(tmp_path: Path) -> AsyncIterator[PlatformClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://moonbase") as client:
-            yield PlatformClient(client, issued.secret, engine, db)
+            yield PlatformClient(client, issued.secret, engine, db, app.state.services.billing)
     await db.dispose()

@@ -109,6 +109,7 @@ async def usage(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> UsageReport | Response:
     account_id = (await admin.find_account(services.db, account)).id if account else None
+    await services.billing.flushed()  # this process's latest charges included
     rows = await admin.usage_report(services.db, group_by, account_id, since, until)
     if format == "csv":
         return Response(

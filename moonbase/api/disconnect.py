@@ -6,41 +6,39 @@ a plain request only learns of it by listening to ``receive`` meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-import anyio
 from fastapi import Request
 
 T = TypeVar("T")
 
 
-async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+async def cancel_on_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
     """Await ``work``; if the client disconnects first, cancel it and return None.
 
-    An error raised by ``work`` propagates as itself (not wrapped in the task
-    group's ExceptionGroup), so the error handlers still see a MoonbaseError.
+    An error raised by ``work`` propagates as itself. Two plain asyncio tasks
+    (the work, a watcher) rather than a task group: this wraps every plain
+    chat request, and anyio's group and cancel scopes cost more than the rest
+    of the gateway's bookkeeping for it.
     """
-    result: list[T] = []
-    failure: list[Exception] = []
 
-    async with anyio.create_task_group() as group:
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
 
-        async def run() -> None:
-            try:
-                result.append(await work)
-            except Exception as exc:
-                failure.append(exc)
-            finally:
-                group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
-
-        group.start_soon(run)
-        group.start_soon(watch)
-    if failure:
-        raise failure[0]
-    return result[0] if result else None
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this request itself is cancelled (server shutdown)
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return None
+    return task.result()

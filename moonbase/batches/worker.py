@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from moonbase.batches.validation import check_input
 from moonbase.billing.service import BillingService, Settlement
@@ -247,7 +247,9 @@ class BatchWorker:
         except MoonbaseError as error:  # refused before generating: nothing to charge
             result = _result_line(request_id, line.custom_id, error.status_code, error.body())
             await self.db.write_sync(
-                lambda session: batch_rows.finish_line(session, line.id, batch.id, False, result)
+                lambda connection: batch_rows.finish_line(
+                    connection, line.id, batch.id, False, result
+                )
             )
             return
         if run.completion is not None:
@@ -330,10 +332,10 @@ class _Finished:
     result: str
 
     def settlement(self) -> Settlement:
-        def keep(session: Session) -> bool:
+        def keep(connection: Connection) -> bool:
             # False when the line already has a result: then it is not charged.
             return batch_rows.finish_line(
-                session, self.line_id, self.batch_id, self.ok, self.result
+                connection, self.line_id, self.batch_id, self.ok, self.result
             )
 
         return Settlement(self.run.ticket, self.run.usage, batch=True, keep=keep)

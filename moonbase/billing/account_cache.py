@@ -22,6 +22,24 @@ from moonbase.store.repositories.ledger import Balances
 from moonbase.store.tables import Account
 
 
+@dataclass
+class AccountRow:
+    """What admission and charging read of an account (a plain row, no ORM)."""
+
+    id: str
+    cash_micro: int
+    voucher_micro: int
+    topped_up_micro: int
+    tier_override: int | None
+    limit_concurrency: int | None
+    limit_rpm: int | None
+    limit_tpm: int | None
+    limit_tpd: int | None
+
+
+ACCOUNT_COLUMNS = tuple(getattr(Account, name) for name in AccountRow.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class AccountState:
     balances: Balances
@@ -29,7 +47,7 @@ class AccountState:
     loaded_at: float
 
 
-def limits_of(account: Account) -> Limits:
+def limits_of(account: Account | AccountRow) -> Limits:
     base = tier_for(account.topped_up_micro, account.tier_override).limits
     return Limits(
         concurrency=account.limit_concurrency or base.concurrency,
@@ -67,7 +85,7 @@ class AccountCache:
                 raise NotFoundError("account not found")
             return self.update(account)
 
-    def update(self, account: Account) -> AccountState:
+    def update(self, account: Account | AccountRow) -> AccountState:
         """Take a row just read or committed as the current state."""
         state = AccountState(
             Balances(account.cash_micro, account.voucher_micro),

@@ -52,6 +52,8 @@ from moonbase.engines.base import (
     ReasoningDelta,
     SamplingParams,
     TextDelta,
+    is_chat_engine,
+    is_token_engine,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplateError
 from moonbase.engines.upstream.engine import estimate_tokens
@@ -117,7 +119,7 @@ class ChatService:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
         engine = self._registry.engine(model)
-        if isinstance(engine, ChatEngine):
+        if is_chat_engine(engine):
             media = await self._media_of(messages, model, account_id)
             wire = [message.model_dump(mode="json", exclude_unset=True) for message in messages]
             inline_media(wire, media)
@@ -165,7 +167,7 @@ class ChatService:
                 )
             constraint = calls_constraint(tools)
         stops = stop_strings(request.stop)
-        if isinstance(self._registry.engine(model), ChatEngine):
+        if is_chat_engine(self._registry.engine(model)):
             return await self._prepare_call(request, request_id, account_id, model, plan, tools)
         conversation = await self._conversation(
             request.messages, model, account_id, tools, plan.keep_reasoning
@@ -234,7 +236,7 @@ class ChatService:
         asked = request.max_completion_tokens or request.max_tokens
         if model.id == AUTO_MODEL_ID:
             picked = pick_auto_model(prompt_size, asked or self._default_max_tokens)
-            if not isinstance(self._registry.engine(self._registry.get(picked)), ChatEngine):
+            if not is_chat_engine(self._registry.engine(self._registry.get(picked))):
                 return await self.prepare(
                     request.model_copy(update={"model": picked}), request_id, account_id
                 )
@@ -286,9 +288,9 @@ class ChatService:
 
     def _events(self, chat: PreparedChat) -> AsyncGenerator[ChatEvent, None]:
         if chat.call is not None:
-            assert isinstance(chat.engine, ChatEngine)
+            assert is_chat_engine(chat.engine)
             return _reasoning_shown(chat.engine.chat(chat.call), chat.show_reasoning)
-        assert isinstance(chat.engine, Engine)
+        assert is_token_engine(chat.engine)
         if chat.thinking is not None:
             return think_then_answer(chat.engine, chat.generation, chat.thinking)
         capabilities = chat.engine.capabilities
@@ -432,7 +434,7 @@ class ChatService:
         self, model: ServedModel, turns: list[ChatTurn], assistant_prefix: str | None
     ) -> tuple[int, ...]:
         engine = self._registry.engine(model)
-        assert isinstance(engine, Engine), "upstream engines template prompts themselves"
+        assert is_token_engine(engine), "upstream engines template prompts themselves"
         try:
             return await engine.render_prompt(turns, assistant_prefix)
         except ChatTemplateError as exc:

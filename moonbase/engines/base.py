@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
 
@@ -162,6 +162,8 @@ class EngineCapabilities:
     # starts_open: the chat template opens that block in the prompt.
     native_reasoning: bool = False
     reasoning_starts_open: bool = False
+    # A ChatEngine: it takes whole conversations (an upstream server).
+    takes_conversations: bool = False
 
 
 @runtime_checkable
@@ -208,3 +210,13 @@ class Engine(Protocol):
     async def health(self) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
+
+
+def is_chat_engine(engine: Engine | ChatEngine) -> TypeGuard[ChatEngine]:
+    """An engine that templates and parses itself (a flag: a Protocol isinstance
+    check costs more than it is worth on every request)."""
+    return engine.capabilities.takes_conversations
+
+
+def is_token_engine(engine: Engine | ChatEngine) -> TypeGuard[Engine]:
+    return not engine.capabilities.takes_conversations

@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
@@ -56,8 +55,8 @@ class Database:
             # plain (deferred) read transaction runs beside a writer.
             self._read_engine = create_async_engine(url, **options)
             event.listen(self._read_engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sync_sessions: sessionmaker[Session] | None = None
-        self._inline_sessions: sessionmaker[Session] | None = None
+        self._sync_engine: Engine | None = None
+        self._inline_engine: Engine | None = None
         self._sync_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             # write_sync's engine: the same file through the plain sqlite3 driver,
@@ -68,7 +67,7 @@ class Database:
             )
             event.listen(sync_engine, "connect", _sqlite_pragmas)
             event.listen(sync_engine, "begin", _sqlite_begin_immediate)
-            self._sync_sessions = sessionmaker(sync_engine, expire_on_commit=False)
+            self._sync_engine = sync_engine
             self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             # The same, run on the event loop's own thread while no other process
             # holds the write lock: it fails at once instead of waiting for one.
@@ -76,7 +75,7 @@ class Database:
             event.listen(inline_engine, "connect", _sqlite_pragmas)
             event.listen(inline_engine, "connect", _sqlite_no_waiting)
             event.listen(inline_engine, "begin", _sqlite_begin_immediate)
-            self._inline_sessions = sessionmaker(inline_engine, expire_on_commit=False)
+            self._inline_engine = inline_engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -100,9 +99,9 @@ class Database:
         async with lock, self._sessions() as session, session.begin():
             yield session
 
-    async def write_sync(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction on a synchronous session: the hot path's
-        writes (the charges of requests that ended together).
+    async def write_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction on a synchronous connection: the hot
+        path's writes (the charges of requests that ended together).
 
         SQLite: through aiosqlite every statement is a hop to its thread
         (~0.6 ms each here, more when the cores are busy), so a charge cost
@@ -110,15 +109,15 @@ class Database:
         hundred microseconds of SQLite work, no hop) unless another process
         holds the write lock; then it waits its turn on a writer thread.
         ``work`` may therefore run twice, the first attempt rolled back.
-        PostgreSQL: the same function runs on the async session."""
-        if self._sync_sessions is None or self._inline_sessions is None:
-            async with self._sessions() as session, session.begin():
-                return await session.run_sync(work)
-        factory, inline, thread = self._sync_sessions, self._inline_sessions, self._sync_thread
+        PostgreSQL: the same function runs on the async connection."""
+        if self._sync_engine is None or self._inline_engine is None:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(work)
+        sync, inline, thread = self._sync_engine, self._inline_engine, self._sync_thread
 
-        def transaction(sessions: sessionmaker[Session]) -> T:
-            with sessions() as session, session.begin():
-                return work(session)
+        def transaction(engine: Engine) -> T:
+            with engine.begin() as connection:
+                return work(connection)
 
         loop = asyncio.get_running_loop()
         async with self._writers.setdefault(loop, asyncio.Lock()):
@@ -127,7 +126,7 @@ class Database:
             except OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
-            return await loop.run_in_executor(thread, transaction, factory)
+            return await loop.run_in_executor(thread, transaction, sync)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -154,12 +153,12 @@ class Database:
             await connection.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
-        if self._sync_sessions is not None and self._sync_thread is not None:
-            bind = self._sync_sessions.kw["bind"]
-            await asyncio.get_running_loop().run_in_executor(self._sync_thread, bind.dispose)
+        if self._sync_engine is not None and self._sync_thread is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._sync_thread, self._sync_engine.dispose)
             self._sync_thread.shutdown(wait=False)
-        if self._inline_sessions is not None:
-            self._inline_sessions.kw["bind"].dispose()
+        if self._inline_engine is not None:
+            self._inline_engine.dispose()
         await self.engine.dispose()
         if self._read_engine is not self.engine:
             await self._read_engine.dispose()

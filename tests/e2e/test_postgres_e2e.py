@@ -39,9 +39,14 @@ def test_serves_and_records_on_postgresql(tmp_path: Path):
         async def fetch_record() -> asyncpg.Record:
             conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
             try:
-                return await conn.fetchrow(
-                    "SELECT * FROM usage_records WHERE request_id = $1", request_id
-                )
+                for _ in range(100):  # the charge commits just after the reply
+                    row = await conn.fetchrow(
+                        "SELECT * FROM usage_records WHERE request_id = $1", request_id
+                    )
+                    if row is not None:
+                        return row
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"no usage record for {request_id}")
             finally:
                 await conn.close()
 

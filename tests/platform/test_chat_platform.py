@@ -52,6 +52,7 @@ async def test_plain_completion_has_the_openai_shape_and_records_usage(platform:
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["completion_tokens"] == len(platform.engine.reply)
+    await platform.settled()
     async with platform.db.transaction() as session:
         record = await usage_repo.by_request_id(session, response.headers["x-request-id"])
     assert record is not None
@@ -364,6 +365,7 @@ async def test_an_overloaded_engine_is_a_429_even_for_streams(platform: Platform
     )
     assert_error(response, 429, "engine_overloaded_error")
     assert response.headers["retry-after"] == "1"
+    await platform.settled()
     async with platform.db.transaction() as session:
         assert await usage_repo.by_request_id(session, response.headers["x-request-id"]) is None
 

@@ -77,6 +77,7 @@ class UpstreamEngine:
             supports_image_in=settings.supports_image_in,
             supports_video_in=settings.supports_video_in,
             model_name=settings.model or "",
+            takes_conversations=True,
         )
         self._monitor: asyncio.Task[None] | None = None
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from moonbase.store.tables import Batch, BatchLine
 
@@ -88,18 +88,20 @@ async def pending(
     return list((await session.scalars(query)).all())
 
 
-def finish_line(session: Session, line_id: int, batch_id: str, ok: bool, result_json: str) -> bool:
+def finish_line(
+    connection: Connection, line_id: int, batch_id: str, ok: bool, result_json: str
+) -> bool:
     """Record a line's result once; False if it was already recorded. Synchronous:
     it runs in the transaction that charges the line (``Database.write_sync``)."""
-    done = session.execute(
+    done = connection.execute(
         update(BatchLine)
         .where(BatchLine.id == line_id, BatchLine.status == "pending")
         .values(status="done" if ok else "failed", result_json=result_json)
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if done.rowcount != 1:
         return False
     counter = Batch.completed if ok else Batch.failed
-    session.execute(update(Batch).where(Batch.id == batch_id).values({counter: counter + 1}))
+    connection.execute(update(Batch).where(Batch.id == batch_id).values({counter: counter + 1}))
     return True
 
 
