@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -132,6 +133,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,10 +151,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = _route_of(scope)
-            model = scope.get("state", {}).get("model", "")
-            self.metrics.requests.labels(route, model, str(status)).inc()
-            self.metrics.latency.labels(route, model).observe(time.perf_counter() - started)
+            key = (_route_of(scope), scope.get("state", {}).get("model", ""), status)
+            series = self._series.get(key)
+            if series is None:  # labels() takes a lock and builds a key: once per series
+                route, model, _ = key
+                series = self._series[key] = (
+                    self.metrics.requests.labels(route, model, str(status)),
+                    self.metrics.latency.labels(route, model),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 def _route_of(scope: Scope) -> str:

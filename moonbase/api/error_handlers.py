@@ -55,7 +55,7 @@ def validation_error(exc: RequestValidationError) -> BadRequestError:
             f"Invalid request: the body is not valid JSON ({first.get('ctx', {}).get('error', '')})"
         )
     param = param_path(tuple(first.get("loc", ())))
-    if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
+    if param is None and first.get("type") in ("model_attributes_type", "dict_type", "model_type"):
         return BadRequestError("Invalid request: the body must be a JSON object")
     message = first.get("msg", "invalid value")
     if first.get("type") == "missing":

@@ -37,7 +37,9 @@ async def test_metrics_count_requests_tokens_and_first_token_time(platform: Plat
         text, "moonbase_requests_total", route=route, model="kimi-k2-turbo-preview", status="200"
     )
     assert ok == 2
-    assert sample(text, "moonbase_requests_total", route=route, model="nope", status="404") == 1
+    # An unknown model is "other": clients cannot mint a series per made-up name.
+    assert sample(text, "moonbase_requests_total", route=route, model="other", status="404") == 1
+    assert 'model="nope"' not in text
     # A raw path (a file id) never becomes a label: the route template does.
     assert sample(text, "moonbase_requests_total", route="/v1/files/{file_id}", status="404") == 1
     completion = sample(
