@@ -72,6 +72,9 @@ class FakeUpstream:
         if path.endswith("/tokenize"):
             await _json(send, 200, {"count": 42, "tokens": list(range(42))})
             return
+        if not path.endswith("/chat/completions"):
+            await _json(send, 404, {"error": {"message": f"no {path}", "type": "not_found"}})
+            return
         if script.delay_s:
             await asyncio.sleep(script.delay_s)
         if script.status != 200:

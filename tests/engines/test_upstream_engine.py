@@ -233,3 +233,13 @@ async def test_vllm_counts_tokens_with_its_tokenize_endpoint(upstreams):
     assert count == 42
     assert app.paths[-1] == "/tokenize"  # beside /v1, where vLLM serves it
     assert app.requests[-1]["model"] == "served-name"
+
+
+async def test_an_engine_without_tokenize_gets_an_estimate_and_stays_healthy(upstreams):
+    (_, url), _ = upstreams
+    target = engine([url], flavour="llamacpp")  # the fake has no /apply-template
+    count = await target.count_tokens("kimi-k2-0905-preview", [{"role": "user", "content": "hi"}])
+    ready = (await target.health())["ready"]
+    await target.close()
+    assert count == 5  # 1 token of text, 4 for the message
+    assert ready

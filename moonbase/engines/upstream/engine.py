@@ -171,6 +171,8 @@ class UpstreamEngine:
                     headers={"retry-after": response.headers.get("retry-after", "1")},
                 )
                 continue
+            if response.status == 404 and root:  # the server has no such endpoint
+                raise LookupError(f"{replica.url.removesuffix('/v1')}{path}: {detail}")
             if response.status >= 500 or response.status in (401, 403, 404):
                 # The replica is broken or misconfigured (wrong key, wrong path):
                 # the client can do nothing about it.
@@ -229,6 +231,13 @@ class UpstreamEngine:
 
     async def count_tokens(self, model_id: str, messages: list[dict[str, Any]]) -> int:
         """The upstream's own count where it has one, else an estimate."""
+        try:
+            return await self._count_tokens(model_id, messages)
+        except LookupError as missing:  # e.g. an engine build without /tokenize
+            log.warning("engine %s cannot count tokens (%s); estimating", self.name, missing)
+            return estimate_tokens(messages)
+
+    async def _count_tokens(self, model_id: str, messages: list[dict[str, Any]]) -> int:
         flavour = self._settings.flavour
         model = self.upstream_model(model_id)
         if flavour == "moonshot":
