@@ -159,14 +159,16 @@ def test_a_rate_limit_holds_across_both_gateways(cluster):
     key = cli(env, "keys", "create", "--account", "metered").splitlines()[0]
     body = {"model": "moonshot-v1-8k", "messages": ASK, "max_tokens": 4}
     headers = {"authorization": f"Bearer {key}"}
-    statuses = [
-        httpx.post(
-            f"{gateways[n % 2].base_url}/v1/chat/completions", json=body, headers=headers
-        ).status_code
+    responses = [
+        httpx.post(f"{gateways[n % 2].base_url}/v1/chat/completions", json=body, headers=headers)
         for n in range(8)
     ]
     # Six in the minute between the two of them, not six each.
-    assert statuses == [200] * 6 + [429, 429]
+    assert [r.status_code for r in responses] == [200] * 6 + [429, 429]
+    refused = responses[-1]
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_reached_error" and "RPM: 6" in error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
 def test_a_batch_is_processed_once_by_two_workers(cluster):
