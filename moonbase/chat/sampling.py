@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from moonbase.catalog import Family, FixedSampling, Thinking
+from moonbase.engines.base import SamplingParams
 from moonbase.errors import BadRequestError
 from moonbase.schemas.chat import ChatCompletionRequest
 
@@ -30,6 +31,16 @@ class SamplingPlan:
     frequency_penalty: float
     thinking: bool
     keep_reasoning: bool
+
+    @property
+    def params(self) -> SamplingParams:
+        """What an engine samples with (the rest of the plan is the platform's)."""
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+        )
 
 
 def plan_sampling(family: Family, request: ChatCompletionRequest) -> SamplingPlan:

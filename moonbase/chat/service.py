@@ -50,7 +50,6 @@ from moonbase.engines.base import (
     MediaInput,
     PromptProcessed,
     ReasoningDelta,
-    SamplingParams,
     TextDelta,
     is_chat_engine,
     is_token_engine,
@@ -193,12 +192,7 @@ class ChatService:
                 request_id=request_id,
                 prompt_tokens=prompt,
                 max_tokens=max_tokens,
-                sampling=SamplingParams(
-                    temperature=plan.temperature,
-                    top_p=plan.top_p,
-                    presence_penalty=plan.presence_penalty,
-                    frequency_penalty=plan.frequency_penalty,
-                ),
+                sampling=plan.params,
                 stop=stops,
                 n=plan.n,
                 cache_key=request.prompt_cache_key,
@@ -245,12 +239,7 @@ class ChatService:
         max_tokens = asked or max(
             1, min(self._default_max_tokens, model.context_length - prompt_size)
         )
-        sampling = SamplingParams(
-            temperature=plan.temperature,
-            top_p=plan.top_p,
-            presence_penalty=plan.presence_penalty,
-            frequency_penalty=plan.frequency_penalty,
-        )
+        sampling = plan.params
         previous_calls = sum(len(m.tool_calls or []) for m in request.messages)
         return PreparedChat(
             completion_id=f"chatcmpl-{secrets.token_hex(12)}",
@@ -370,8 +359,9 @@ class ChatService:
                 }
             )
             return Choice(index=index, message=message, finish_reason="tool_calls")
+        # An upstream's calls came parsed (above); the embedded engine's are in the text.
         own_calls = chat.tools is not None and chat.call is None
-        reply = parse_reply(text, chat.tools) if own_calls and chat.tools else None
+        reply = parse_reply(text, chat.tools) if own_calls and chat.tools is not None else None
         if reply is None or not reply.calls:
             message = AssistantMessage(content=text, reasoning_content=reasoning)
             return Choice(index=index, message=message, finish_reason=finish)
