@@ -2,7 +2,7 @@
 
 MFJS is what ``response_format.json_schema.schema`` and tool ``parameters`` may
 use. The rules carry over those of Moonshot's reference validator (walle) as
-its conformance vectors pin them (``shared/conformance/mfjs``): seven types,
+its conformance vectors pin them (``tests/data/mfjs``): seven types,
 ``type`` as a string or a list, keywords only where they fit the type, ``$defs``
 and ``$id`` at the root only, ``$ref`` only to ``#`` or ``#/$defs/...``, nothing
 beside ``anyOf``/``$ref`` but a description or title, bounded nesting, and no

@@ -76,7 +76,7 @@ def test_serves_and_records_on_postgresql(tmp_path: Path):
         assert key not in listing and key[:7] in listing and "revoked" in listing
         # Gateways remember keys for billing.state_refresh_s (1 s): a revocation
         # made elsewhere (the CLI) takes effect within that.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         with pytest.raises(openai.AuthenticationError):
             while time.monotonic() < deadline:
                 second.models.list()

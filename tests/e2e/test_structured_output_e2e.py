@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import openai
 import pytest
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "mfjs"
+from tests.datafiles import valid_mfjs_schemas
+
 SCHEMA_COUNT = 50
 MODEL = "moonshot-v1-8k"
 MAX_TOKENS = 512
@@ -24,13 +24,12 @@ def object_schemas() -> list[dict[str, Any]]:
     """The first 50 distinct object-rooted schemas of the valid vectors."""
     seen: set[str] = set()
     schemas: list[dict[str, Any]] = []
-    for path in sorted(VECTORS.glob("validator_cases/*/valid.jsonl")):
-        for line in path.read_text().splitlines():
-            schema = json.loads(line)
-            key = json.dumps(schema, sort_keys=True)
-            if schema.get("type") == "object" and key not in seen:
-                seen.add(key)
-                schemas.append(schema)
+    for schema in valid_mfjs_schemas():
+        key = json.dumps(schema, sort_keys=True)
+        if schema.get("type") == "object" and key not in seen:
+            seen.add(key)
+            schemas.append(schema)
+    assert len(schemas) >= SCHEMA_COUNT, f"only {len(schemas)} object schemas in the vectors"
     return schemas[:SCHEMA_COUNT]
 
 

@@ -1,6 +1,5 @@
 import json
 import re
-from pathlib import Path
 
 import llama_cpp
 import pytest
@@ -14,16 +13,11 @@ from moonbase.engines.llamacpp.json_grammar import (
 )
 from moonbase.engines.llamacpp.model_file import default_model_path
 from moonbase.engines.llamacpp.sampler import compile_grammar
-
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "mfjs"
+from tests.datafiles import valid_mfjs_schemas
 
 
 def valid_vector_schemas() -> list[dict]:
-    return [
-        json.loads(line)
-        for path in sorted(VECTORS.glob("validator_cases/*/valid.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
+    return valid_mfjs_schemas()
 
 
 @pytest.fixture(scope="module")

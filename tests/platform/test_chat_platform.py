@@ -1,15 +1,14 @@
 """The platform layer on a scripted engine: shapes, errors, usage records."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from moonbase.store.repositories import usage as usage_repo
 from tests.conftest import PlatformClient
+from tests.datafiles import openapi_spec
 
 USER = [{"role": "user", "content": "hi"}]
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "moonshot-openapi.json"
 
 
 def assert_error(response, status: int, error_type: str, param: str | None = None) -> dict:
@@ -373,7 +372,7 @@ async def test_an_overloaded_engine_is_a_429_even_for_streams(platform: Platform
 async def test_balance_matches_the_specs_schema(platform: PlatformClient):
     import jsonschema
 
-    spec = json.loads(SPEC_PATH.read_text())
+    spec = openapi_spec()
     schema = spec["components"]["schemas"]["BalanceResponse"]
     response = await platform.get("/v1/users/me/balance")
     assert response.status_code == 200

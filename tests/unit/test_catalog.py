@@ -1,15 +1,11 @@
-import json
-from pathlib import Path
-
 import pytest
 
 from moonbase.catalog import MODEL_SPECS, SPECS_BY_ID, pick_auto_model
-
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "moonshot-openapi.json"
+from tests.datafiles import openapi_spec
 
 
 def spec_model_ids() -> set[str]:
-    spec = json.loads(SPEC.read_text())
+    spec = openapi_spec()
     mapping = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"][
         "application/json"
     ]["schema"]["discriminator"]["mapping"]

@@ -1,7 +1,6 @@
 """The MFJS validator against Moonshot's conformance vectors, and what its errors say."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,19 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from moonbase.chat.mfjs import SchemaError, parse_and_validate, validate_schema
-
-CASES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "mfjs" / "validator_cases"
+from tests.datafiles import mfjs_lines
 
 
 def vectors(file_name: str) -> list[Any]:
     """One param per non-blank line of every suite's `file_name`, named suite:line."""
-    params = []
-    for suite in sorted(path for path in CASES.glob("*") if path.is_dir()):
-        lines = (suite / file_name).read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                params.append(pytest.param(line, id=f"{suite.name}:{number}"))
-    return params
+    return [
+        pytest.param(line, id=f"{suite}:{number}") for suite, number, line in mfjs_lines(file_name)
+    ]
 
 
 VALID = vectors("valid.jsonl")
