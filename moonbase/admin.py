@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from moonbase import bounds
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.tiers import Limits, tier_for
@@ -67,6 +68,8 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
 
 async def create_key(db: Database, account_name: str, name: str = "") -> IssuedKey:
     """A new key for ``account_name``, creating the account if it is new."""
+    _check(bounds.KEY_NAME, name, "name")
+    _check(bounds.ACCOUNT_NAME, account_name, "account")
     async with db.transaction() as session:
         account = await accounts.get_by_name(session, account_name)
         if account is None:
@@ -111,7 +114,16 @@ def _view(account: Account) -> AccountView:
     )
 
 
+def _check(bound: bounds.Bound, text: str, param: str) -> None:
+    problem = bound.check(text, param)
+    if problem is not None:
+        raise BadRequestError(problem, param=param)
+
+
 async def create_account(db: Database, name: str) -> AccountView:
+    _check(bounds.ACCOUNT_NAME, name, "name")
+    if not name:
+        raise BadRequestError("name must not be empty", param="name")
     try:
         async with db.transaction() as session:
             return _view(await accounts.create(session, name))
@@ -120,6 +132,9 @@ async def create_account(db: Database, name: str) -> AccountView:
 
 
 async def find_account(db: Database, id_or_name: str) -> AccountView:
+    if bounds.ACCOUNT_NAME.check(id_or_name, "account") is not None:
+        # No account could have that id or name; PostgreSQL would refuse a NUL.
+        raise NotFoundError(f"no account {id_or_name!r}", param="account")
     async with db.transaction() as session:
         account = await session.get(Account, id_or_name) or await accounts.get_by_name(
             session, id_or_name
@@ -145,6 +160,17 @@ async def set_limits(
     tpd: int | None = None,
 ) -> AccountView:
     """Pin a tier (None: follow top-ups) and override single limits (None: the tier's)."""
+    caps = {
+        "concurrency": (concurrency, bounds.MAX_REQUEST_LIMIT),
+        "rpm": (rpm, bounds.MAX_REQUEST_LIMIT),
+        "tpm": (tpm, bounds.MAX_TOKEN_LIMIT),
+        "tpd": (tpd, bounds.MAX_TOKEN_LIMIT),
+    }
+    for param, (value, cap) in caps.items():
+        if value is not None and not 1 <= value <= cap:
+            raise BadRequestError(f"{param} must be between 1 and {cap}", param=param)
+    if tier is not None and not 0 <= tier <= 5:
+        raise BadRequestError("tier must be between 0 and 5", param="tier")
     async with db.transaction() as session:
         account = await ledger.lock_account(session, account_id)
         if account is None:

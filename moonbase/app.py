@@ -91,7 +91,11 @@ def create_app(
         running = dict(engines) if engines is not None else owned
         registry = ModelRegistry.build(settings, running)
         billing = BillingService(
-            database, settings.billing, open_limiter(settings), settings.data_dir / "journal"
+            database,
+            settings.billing,
+            open_limiter(settings),
+            settings.data_dir / "journal",
+            on_dead_letter=metrics.dead_letters.inc,
         )
         await billing.recover()  # charges a crashed process journaled, not committed
         blobs = open_blob_store(settings)
@@ -113,7 +117,7 @@ def create_app(
         worker = None
         if settings.batches.run_worker:
             app.state.batch_worker = BatchWorker(
-                database, files, chat_service, billing, settings.batches
+                database, files, chat_service, billing, settings.batches, settings.max_request_bytes
             )
             worker = asyncio.create_task(app.state.batch_worker.run(), name="batch-worker")
         try:

@@ -16,7 +16,7 @@ from moonbase import admin
 from moonbase.app import create_app
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
-from moonbase.errors import MoonbaseError
+from moonbase.errors import BadRequestError, MoonbaseError
 from moonbase.logs import configure_logging
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
@@ -170,7 +170,11 @@ def _credit(kind: str, account: str, amount: str, reason: str, settings: Setting
     async def run(db: Database) -> admin.AccountView:
         found = await admin.find_account(db, account)
         billing = BillingService(db, settings.billing)
-        await billing.credit(found.id, kind, Decimal(amount), reason or f"{kind} by operator")
+        try:
+            yuan = Decimal(amount)
+        except ArithmeticError:
+            raise BadRequestError(f"amount {amount!r} is not a number of yuan") from None
+        await billing.credit(found.id, kind, yuan, reason or f"{kind} by operator")
         return await admin.find_account(db, found.id)
 
     typer.echo(_show(_with_db(settings, run)))

@@ -58,6 +58,11 @@ class Metrics:
             ["model", "kind"],
             registry=self.registry,
         )
+        self.dead_letters = Counter(
+            "moonbase_charges_dead_lettered",
+            "Charges the database refused on their own, set aside for an operator",
+            registry=self.registry,
+        )
         self.engine_queue = Gauge(
             "moonbase_engine_queue_depth",
             "Requests waiting for an engine",

@@ -25,6 +25,10 @@ from moonbase.catalog import SPECS_BY_ID
 EMBEDDED_ENGINE = "embedded"
 
 
+# JSON request bodies over this are refused (413) before parsing; a batch line too.
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
 class EngineSettings(BaseModel):
     """How to run the embedded llama.cpp engine (a GGUF on this machine's CPU)."""
 
@@ -127,6 +131,11 @@ class BillingSettings(BaseModel):
     # Online charges commit in groups this often (journaled meanwhile, and
     # counted against the balance at once): one transaction per group.
     commit_interval_s: float = Field(default=0.05, ge=0, le=5)
+    # Shutdown waits this long for queued charges to commit (the rest stay in
+    # the journal, committed by the next start); a balance or usage read waits
+    # this long for this process's own queued charges.
+    shutdown_flush_s: float = Field(default=10.0, ge=0)
+    read_wait_s: float = Field(default=2.0, ge=0)
     # The first account `moonbase serve` creates gets this voucher and tier,
     # so a newcomer can use the API at once.
     owner_voucher_yuan: Decimal = Field(default=Decimal("100"), ge=0)
@@ -160,6 +169,9 @@ class FilesSettings(BaseModel):
     # a file over them ends in status "error", never a stuck upload.
     inspect_timeout_s: float = Field(default=120.0, gt=0)
     inspect_memory_mb: int = Field(default=2048, ge=64)
+    # At most this many children at once per process (the rest queue), so the
+    # worst case is max_inspections x inspect_memory_mb (4 GB by default).
+    max_inspections: int = Field(default=2, ge=1)
     # Extracted text beyond this is cut (with a warning in status_details).
     max_extracted_chars: int = Field(default=2_000_000, ge=1000)
     # Tesseract languages for images given to file-extract.
@@ -224,7 +236,7 @@ class Settings(BaseSettings):
     default_max_completion_tokens: int = Field(1024, ge=1)
     # JSON request bodies beyond this are refused (413) before being parsed;
     # it admits one 10 MB image as a data URL. Uploads have their own limit.
-    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from moonbase import admin
+from moonbase.api.bodies import json_body
 from moonbase.api.deps import ServicesDep
 from moonbase.billing.money import to_yuan
 from moonbase.errors import AuthenticationError, NotFoundError
@@ -30,8 +31,10 @@ def require_admin(request: Request, services: ServicesDep) -> None:
     expected = services.settings.admin_token
     if not expected:
         raise NotFoundError("Not found: the admin API is off (set MOONBASE_ADMIN_TOKEN)")
-    _, _, token = request.headers.get("authorization", "").partition(" ")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    # Bearer only: any other scheme (Basic, ...) is not this token, whatever it carries.
+    bearer = token.strip() if scheme.lower() == "bearer" else ""
+    if not hmac.compare_digest(bearer.encode(), expected.encode()):
         raise AuthenticationError("Invalid admin token", code="invalid_admin_token")
 
 
@@ -51,7 +54,9 @@ def account_out(view: admin.AccountView) -> AccountOut:
 
 
 @router.post("/accounts", response_model=AccountOut, status_code=201)
-async def create_account(body: AccountCreate, services: ServicesDep) -> AccountOut:
+async def create_account(
+    body: Annotated[AccountCreate, Depends(json_body(AccountCreate))], services: ServicesDep
+) -> AccountOut:
     return account_out(await admin.create_account(services.db, body.name))
 
 
@@ -61,7 +66,11 @@ async def list_accounts(services: ServicesDep) -> list[AccountOut]:
 
 
 @router.post("/accounts/{account_id}/keys", response_model=KeyOut, status_code=201)
-async def create_key(account_id: str, body: KeyCreate, services: ServicesDep) -> KeyOut:
+async def create_key(
+    account_id: str,
+    body: Annotated[KeyCreate, Depends(json_body(KeyCreate))],
+    services: ServicesDep,
+) -> KeyOut:
     account = await admin.find_account(services.db, account_id)
     issued = await admin.create_key(services.db, account.name, body.name)
     return KeyOut(id=issued.id, key=issued.secret)
@@ -76,12 +85,16 @@ async def revoke_key(key_id: str, services: ServicesDep) -> dict[str, object]:
 
 
 @router.post("/accounts/{account_id}/topup", response_model=AccountOut)
-async def top_up(account_id: str, body: Credit, services: ServicesDep) -> AccountOut:
+async def top_up(
+    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], services: ServicesDep
+) -> AccountOut:
     return await _credit(services, account_id, "topup", body)
 
 
 @router.post("/accounts/{account_id}/vouchers", response_model=AccountOut)
-async def grant_voucher(account_id: str, body: Credit, services: ServicesDep) -> AccountOut:
+async def grant_voucher(
+    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], services: ServicesDep
+) -> AccountOut:
     return await _credit(services, account_id, "voucher", body)
 
 
@@ -93,7 +106,11 @@ async def _credit(services: ServicesDep, account_id: str, kind: str, body: Credi
 
 
 @router.put("/accounts/{account_id}/limits", response_model=AccountOut)
-async def set_limits(account_id: str, body: LimitsUpdate, services: ServicesDep) -> AccountOut:
+async def set_limits(
+    account_id: str,
+    body: Annotated[LimitsUpdate, Depends(json_body(LimitsUpdate))],
+    services: ServicesDep,
+) -> AccountOut:
     account = await admin.find_account(services.db, account_id)
     limits = body.model_dump(exclude={"tier"})
     return account_out(await admin.set_limits(services.db, account.id, body.tier, **limits))
@@ -109,7 +126,8 @@ async def usage(
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> UsageReport | Response:
     account_id = (await admin.find_account(services.db, account)).id if account else None
-    await services.billing.flushed()  # this process's latest charges included
+    # this process's latest charges included, unless the database refuses them
+    await services.billing.flushed(services.settings.billing.read_wait_s)
     rows = await admin.usage_report(services.db, group_by, account_id, since, until)
     if format == "csv":
         return Response(

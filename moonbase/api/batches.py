@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from moonbase.api.bodies import json_body, openapi_body
 from moonbase.api.deps import CallerDep, ServicesDep
 from moonbase.api.paging import page_ends, page_size
 from moonbase.schemas.batches import BatchCreate, BatchErrors, BatchList, BatchObject, RequestCounts
@@ -42,8 +43,12 @@ def render(batch: Batch) -> BatchObject:
     )
 
 
-@router.post("/v1/batches", response_model=BatchObject)
-async def create(body: BatchCreate, services: ServicesDep, caller: CallerDep) -> BatchObject:
+@router.post("/v1/batches", response_model=BatchObject, openapi_extra=openapi_body(BatchCreate))
+async def create(
+    services: ServicesDep,
+    caller: CallerDep,  # authenticated before the body is parsed
+    body: Annotated[BatchCreate, Depends(json_body(BatchCreate))],
+) -> BatchObject:
     batch = await services.batches.create(
         caller, body.input_file_id, body.endpoint, body.completion_window, body.metadata
     )

@@ -1,6 +1,8 @@
 """``x-request-id`` and ``x-trace-id`` (read by kimi-cli) on every response.
 
-Also reads request bodies without a JSON content type as JSON.
+Also reads request bodies without a JSON content type as JSON, and refuses a
+URL whose path or query holds text no store can keep (NUL, a lone surrogate):
+ids and filters reach database lookups, and PostgreSQL errors on a NUL.
 
 A pure ASGI middleware: Starlette's BaseHTTPMiddleware would buffer streams
 and hide client disconnects from the endpoint.
@@ -9,9 +11,13 @@ and hide client disconnects from the endpoint.
 from __future__ import annotations
 
 import secrets
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moonbase.api.error_handlers import error_response
+from moonbase.bounds import unstorable_reason
+from moonbase.errors import BadRequestError
 from moonbase.logs import request_id_var
 
 
@@ -31,6 +37,7 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         request_id_var.set(request_id)  # every log line of this request carries it
         _default_to_json(scope)
+        refused = _url_problem(scope)
 
         async def send_with_ids(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -40,7 +47,19 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        if refused is not None:
+            await error_response(refused)(scope, receive, send_with_ids)
+            return
         await self.app(scope, receive, send_with_ids)
+
+
+def _url_problem(scope: Scope) -> BadRequestError | None:
+    query = unquote(scope.get("query_string", b"").decode("latin-1"), errors="surrogateescape")
+    for part, text in (("path", scope.get("path", "")), ("query", query)):
+        reason = unstorable_reason(text)
+        if reason is not None:
+            return BadRequestError(f"Invalid request: the URL's {part} {reason}")
+    return None
 
 
 def _default_to_json(scope: Scope) -> None:

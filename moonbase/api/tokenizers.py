@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from moonbase.api.deps import CallerDep, ServicesDep
+from fastapi import APIRouter, Depends
+
+from moonbase.api.bodies import json_body, openapi_body
+from moonbase.api.deps import CallerDep, RequestIdDep, ServicesDep
 from moonbase.schemas.tokenizers import EstimateTokenRequest, EstimateTokenResponse, TokenCount
 
 router = APIRouter()
 
 
-@router.post("/v1/tokenizers/estimate-token-count", response_model=EstimateTokenResponse)
+@router.post(
+    "/v1/tokenizers/estimate-token-count",
+    response_model=EstimateTokenResponse,
+    openapi_extra=openapi_body(EstimateTokenRequest),
+)
 async def estimate_token_count(
-    body: EstimateTokenRequest, services: ServicesDep, caller: CallerDep
+    services: ServicesDep,
+    caller: CallerDep,  # authenticated before the body is parsed
+    body: Annotated[EstimateTokenRequest, Depends(json_body(EstimateTokenRequest))],
+    request_id: RequestIdDep,
 ) -> EstimateTokenResponse:
-    total = await services.chat.count_prompt_tokens(body.model, body.messages, caller.account_id)
+    # Counting templates and tokenizes like a chat request: it is admitted like
+    # one (quota, RPM, concurrency), and costs nothing once it is done.
+    ticket = await services.chat.admit_count(body.model, body.messages, request_id, caller)
+    try:
+        total = await services.chat.count_prompt_tokens(
+            body.model, body.messages, caller.account_id
+        )
+    finally:
+        await services.chat.release(ticket)
     return EstimateTokenResponse(data=TokenCount(total_tokens=total))

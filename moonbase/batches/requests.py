@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from moonbase import bounds
 from moonbase.errors import BadRequestError
 
 ENDPOINT = "/v1/chat/completions"
 _WINDOW = re.compile(r"^(\d+)([hd])$")
 MIN_WINDOW_S = 12 * 3600
 MAX_WINDOW_S = 7 * 86400
-MAX_METADATA_KEYS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 
 
 def window_seconds(window: str) -> int:
@@ -38,21 +36,20 @@ def check_endpoint(endpoint: str) -> None:
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
     if metadata is None:
         return {}
-    if len(metadata) > MAX_METADATA_KEYS:
+    if len(metadata) > bounds.METADATA_PAIRS:
         raise BadRequestError(
-            f"metadata may have at most {MAX_METADATA_KEYS} keys, got {len(metadata)}",
+            f"metadata may have at most {bounds.METADATA_PAIRS} keys, got {len(metadata)}",
             param="metadata",
         )
     for key, value in metadata.items():
-        if len(key) > MAX_METADATA_KEY:
+        problem = bounds.METADATA_KEY.check(key, "metadata keys")
+        if problem is not None:
+            raise BadRequestError(f"{problem}: {key[:80]!r}", param="metadata")
+        if not isinstance(value, str):
             raise BadRequestError(
-                f"metadata keys may be at most {MAX_METADATA_KEY} characters: {key[:80]!r}",
-                param="metadata",
+                f"metadata values must be strings (key {key!r})", param="metadata"
             )
-        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
-            raise BadRequestError(
-                f"metadata values must be strings of at most {MAX_METADATA_VALUE} "
-                f"characters (key {key!r})",
-                param="metadata",
-            )
+        problem = bounds.METADATA_VALUE.check(value, "metadata values")
+        if problem is not None:
+            raise BadRequestError(f"{problem} (key {key!r})", param="metadata")
     return dict(metadata)

@@ -31,14 +31,15 @@ from moonbase.billing.service import BillingService, Settlement
 from moonbase.chat.service import BatchRun, ChatService
 from moonbase.errors import (
     EngineOverloadedError,
+    InternalError,
     MoonbaseError,
     QuotaExceededError,
     RateLimitError,
 )
 from moonbase.files.service import FileService
 from moonbase.schemas.chat import ChatCompletionRequest
-from moonbase.settings import BatchSettings
-from moonbase.store.database import Database
+from moonbase.settings import DEFAULT_MAX_REQUEST_BYTES, BatchSettings
+from moonbase.store.database import Database, unreachable
 from moonbase.store.repositories import batches as batch_rows
 from moonbase.store.repositories.api_keys import KeyOwner
 from moonbase.store.tables import Batch, BatchLine
@@ -50,6 +51,7 @@ WATCH_INTERVAL_S = 0.5
 COMMIT_GROUP = 64
 RESULTS_PER_PAGE = 1000  # finished lines charged in one transaction, at most
 RETRY_LATER_S = 1.0  # after a rate limit or a full engine queue
+FAILED_STEP_HOLD_S = 30.0  # a batch whose step raised waits this long before a retry
 
 
 class BatchWorker:
@@ -60,12 +62,14 @@ class BatchWorker:
         chat: ChatService,
         billing: BillingService,
         settings: BatchSettings,
+        max_line_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         self.db = db
         self.files = files
         self.chat = chat
         self.billing = billing
         self.settings = settings
+        self.max_line_bytes = max_line_bytes  # a line is capped like an online body
         self.name = f"{socket.gethostname()}-{secrets.token_hex(4)}"
 
     async def run(self) -> None:
@@ -92,8 +96,14 @@ class BatchWorker:
             return False
         try:
             await self._advance(batch_id)
-        finally:
-            await self._release(batch_id)
+        except Exception:
+            # Keep the claim for a while instead of releasing it: the oldest
+            # batch is claimed first, so a batch that fails at once would be
+            # taken again at every poll, ahead of every other account's.
+            log.exception("batch %s failed a step; retried in %s s", batch_id, FAILED_STEP_HOLD_S)
+            await self._hold(batch_id, FAILED_STEP_HOLD_S)
+            return True
+        await self._release(batch_id)
         return True
 
     async def _advance(self, batch_id: str) -> None:
@@ -128,6 +138,12 @@ class BatchWorker:
                 batch.claimed_by = None
                 batch.claim_until = None
 
+    async def _hold(self, batch_id: str, seconds: float) -> None:
+        async with self.db.transaction() as session:
+            batch = await batch_rows.lock(session, batch_id)
+            if batch is not None and batch.claimed_by == self.name:
+                batch.claim_until = time.time() + seconds
+
     async def _renew(self, batch_id: str) -> None:
         async with self.db.transaction() as session:
             batch = await batch_rows.lock(session, batch_id)
@@ -139,7 +155,11 @@ class BatchWorker:
     async def _validate(self, batch: Batch) -> None:
         stored = await self.files.get(batch.account_id, batch.input_file_id)
         checked = await check_input(
-            batch, self.files.blob_stream(stored), self.chat, self.settings.max_lines
+            batch,
+            self.files.blob_stream(stored),
+            self.chat,
+            self.settings.max_lines,
+            self.max_line_bytes,
         )
         async with self.db.transaction() as session:
             locked = await batch_rows.lock(session, batch.id)
@@ -259,7 +279,8 @@ class BatchWorker:
             failure = run.error or MoonbaseError("the engine failed mid-generation")
             body, status = failure.body(), failure.status_code
         result = _result_line(request_id, line.custom_id, status, body)
-        await finished.put(_Finished(batch.id, line.id, run, run.completion is not None, result))
+        ok = run.completion is not None
+        await finished.put(_Finished(batch.id, line.id, line.custom_id, run, ok, result))
 
     async def _commit(self, finished: asyncio.Queue[_Finished | None]) -> None:
         """Charge finished lines in groups, each with its result, until told to stop."""
@@ -274,7 +295,34 @@ class BatchWorker:
                 if item is not None:
                     group.append(item)
             if group:
-                await self.billing.settle_many([item.settlement() for item in group])
+                await self._charge(group)
+
+    async def _charge(self, group: list[_Finished]) -> None:
+        """Charge a group of lines; if the database refuses it, each line alone, so
+        a line it cannot take fails by itself (uncharged) and the rest commit."""
+        try:
+            await self.billing.settle_many([item.settlement() for item in group])
+            return
+        except Exception as exc:
+            if unreachable(exc):
+                raise  # the batch is retried once the database is back
+        for item in group:
+            try:
+                await self.billing.settle_many([item.settlement()])
+            except Exception as exc:
+                if unreachable(exc):
+                    raise
+                log.error("batch line %s refused by the database: %s", item.line_id, exc)
+                failure = InternalError("the result of this request could not be stored")
+                result = _result_line(
+                    item.run.ticket.request_id, item.custom_id, failure.status_code, failure.body()
+                )
+                await self._fail_line(item.line_id, item.batch_id, result)
+
+    async def _fail_line(self, line_id: int, batch_id: str, result: str) -> None:
+        await self.db.write_sync(
+            lambda connection: batch_rows.finish_line(connection, line_id, batch_id, False, result)
+        )
 
     # -- results ------------------------------------------------------------
 
@@ -327,6 +375,7 @@ class BatchWorker:
 class _Finished:
     batch_id: str
     line_id: int
+    custom_id: str
     run: BatchRun
     ok: bool
     result: str

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -35,14 +36,23 @@ class Entry:
     record: GenerationUsage
     batch: bool
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.api_key_id, "batch": self.batch, "record": self.record.__dict__}
+
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"key": self.api_key_id, "batch": self.batch, "record": self.record.__dict__}
-        )
+        try:
+            return orjson.dumps(self.as_dict())
+        except orjson.JSONEncodeError:
+            # Text orjson will not write (a lone surrogate) must still be
+            # journaled: escaped, it reads back as it was.
+            return json.dumps(self.as_dict(), ensure_ascii=True).encode()
 
     @staticmethod
     def decode(line: bytes) -> Entry:
-        raw: dict[str, Any] = orjson.loads(line)
+        try:
+            raw: dict[str, Any] = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raw = json.loads(line)  # what encode escaped for orjson (a lone surrogate)
         record = GenerationUsage(**raw["record"])
         return Entry(record.request_id, raw["key"], record, bool(raw["batch"]))
 

@@ -12,11 +12,20 @@ goes to the journal (``billing.journal``: survives a crash) and to a queue
 that one task commits in groups, every ``commit_interval_s``. Until a charge
 commits, this process counts it against the account's balance at admission,
 so arrears stay bounded as if it had committed at once.
+
+No charge can hold up the others. A group the database refuses is committed
+one charge at a time: one refused for what it holds goes to the dead letters
+(``billing.dead_letters``) and the rest commit; only an unreachable database
+makes charges wait (in the queue and the journal) and retry. Nothing waits on
+the queue forever: shutdown gives it ``shutdown_flush_s`` and leaves the rest
+in the journal for the next start, and reads of balances wait at most
+``read_wait_s`` for this process's own charges.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,16 +35,17 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
+from moonbase import bounds
 from moonbase.billing.account_cache import ACCOUNT_COLUMNS, AccountCache, AccountRow
+from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
 from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
-from moonbase.billing.money import to_micro
+from moonbase.billing.money import MAX_BALANCE_MICRO, amount_problem, to_micro
 from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_micro
-from moonbase.errors import NotFoundError, QuotaExceededError
+from moonbase.errors import BadRequestError, NotFoundError, QuotaExceededError
 from moonbase.settings import BillingSettings
-from moonbase.store.database import Database
+from moonbase.store.database import Database, unreachable
 from moonbase.store.repositories import ledger
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
@@ -43,7 +53,7 @@ from moonbase.store.tables import Account, LedgerEntry, UsageRecord, utcnow
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 1.0  # between attempts while the database refuses a group's commit
+RETRY_S = 1.0  # between attempts while the database cannot be reached
 
 # The charge's statements, built once (building them per request cost more
 # than SQLite spends running them).
@@ -72,14 +82,16 @@ class Settlement:
     keep: Callable[[Connection], bool] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ticket:
-    """A request let in: settle or release it exactly once."""
+    """A request let in: settled or released once (a second call does nothing)."""
 
     request_id: str
     caller: KeyOwner
     started: float  # time.monotonic() at admission, for latency
     admitted: Admitted | None = None  # its place in the rate-limit counts
+    reserved: int = 0  # micro-yuan held against the balance until it settles
+    closed: bool = False
 
 
 def _suspended(account_id: str) -> QuotaExceededError:
@@ -97,6 +109,7 @@ class BillingService:
         settings: BillingSettings,
         limiter: RateLimiter | None = None,
         journal_dir: Path | None = None,
+        on_dead_letter: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -105,6 +118,8 @@ class BillingService:
         self._limiter = limiter or LocalLimiter()
         self._journal_dir = journal_dir
         self._journal = ChargeJournal(journal_dir) if journal_dir is not None else None
+        self.dead_letters = DeadLetters(journal_dir)
+        self._on_dead_letter = on_dead_letter
         self._queue: list[tuple[Settlement, int]] = []  # with each one's cost
         self._pending: dict[str, int] = {}  # account -> queued, uncommitted costs
         self._flusher: asyncio.Task[None] | None = None
@@ -112,17 +127,56 @@ class BillingService:
     def price(self, model_id: str) -> Price:
         return self._prices[model_id]
 
-    async def admit(self, caller: KeyOwner, request_id: str, estimated_tokens: int) -> Ticket:
-        state = await self._accounts.get(caller.account_id)
-        available = state.balances.available_micro - self._pending.get(caller.account_id, 0)
+    async def admit(
+        self,
+        caller: KeyOwner,
+        request_id: str,
+        estimated_tokens: int,
+        max_cost_micro: int = 0,
+    ) -> Ticket:
+        """Let a request in, or refuse it (quota, rate limits), before any work.
+
+        ``max_cost_micro`` (the most the request can cost) is held against the
+        balance until it settles: an account is let in while its balance, less
+        what its requests in flight may still cost, is positive, so concurrent
+        requests overdraw it by at most one request's cost, however many there
+        are."""
+        account_id = caller.account_id
+        state = await self._accounts.get(account_id)
+        available = state.balances.available_micro - self._pending.get(account_id, 0)
         if self._settings.charging and available <= 0:
-            raise _suspended(caller.account_id)
+            raise _suspended(account_id)
         admitted = None
         if self._settings.rate_limits:
             admitted = await self._limiter.admit(
-                caller.account_id, state.limits, request_id, estimated_tokens
+                account_id, state.limits, request_id, estimated_tokens
             )
-        return Ticket(request_id, caller, time.monotonic(), admitted)
+        reserved = max_cost_micro if self._settings.charging else 0
+        if reserved:
+            self._pending[account_id] = self._pending.get(account_id, 0) + reserved
+        return Ticket(request_id, caller, time.monotonic(), admitted, reserved)
+
+    def max_cost(self, model_id: str, prompt_tokens: int, completion_tokens: int) -> int:
+        """What a request of this size can cost at most, in micro-yuan."""
+        price = self._prices.get(model_id)
+        if price is None:
+            return 0
+        return cost_micro(price, TokenUsage(prompt_tokens, 0, completion_tokens), Decimal(1))
+
+    def reserve(self, ticket: Ticket, max_cost_micro: int) -> None:
+        """Hold ``max_cost_micro`` for ``ticket`` instead of what admission held
+        (its prompt is now counted exactly, where admission could only estimate)."""
+        if not self._settings.charging or ticket.closed:
+            return
+        account_id = ticket.caller.account_id
+        self._pending[account_id] = self._pending.get(account_id, 0) + max_cost_micro
+        self._take_pending(account_id, ticket.reserved)
+        ticket.reserved = max_cost_micro
+
+    def _unreserve(self, ticket: Ticket) -> None:
+        if ticket.reserved and not ticket.closed:
+            self._take_pending(ticket.caller.account_id, ticket.reserved)
+        ticket.closed = True
 
     async def ensure_funded(self, account_id: str) -> None:
         """QuotaExceededError unless the account may spend (a read, no admission)."""
@@ -138,8 +192,10 @@ class BillingService:
 
         The charge is journaled and queued here, and committed by the group
         commit right after (``flushed`` waits for it)."""
-        # Generation is over: the request stops counting as in flight now.
+        # Generation is over: the request stops counting as in flight now, and
+        # its real cost replaces what was held for it.
         await self._finish(ticket, record.prompt_tokens + record.completion_tokens)
+        self._unreserve(ticket)
         latency_ms = int((time.monotonic() - ticket.started) * 1000)
         record = replace(record, latency_ms=latency_ms)
         cost = self._cost(record, batch)
@@ -153,10 +209,16 @@ class BillingService:
             self._flusher = asyncio.create_task(self._flush(), name="billing-group-commit")
         return cost
 
-    async def flushed(self) -> None:
-        """Wait until every charge queued so far has committed."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
+    async def flushed(self, at_most_s: float | None = None) -> bool:
+        """Wait until every charge queued so far has committed, or ``at_most_s``
+        seconds; True when nothing is left uncommitted."""
+        try:
+            async with asyncio.timeout(at_most_s):
+                while self._flusher is not None and not self._flusher.done():
+                    await asyncio.shield(self._flusher)
+        except TimeoutError:
+            return False
+        return True
 
     async def _flush(self) -> None:
         """Commit what is queued, then what queued meanwhile, until nothing is left."""
@@ -167,38 +229,57 @@ class BillingService:
             group, self._queue = self._queue, []
             try:
                 await self.settle_many([settlement for settlement, _ in group])
-            except IntegrityError:
-                # A charge the database refuses (its request already recorded, an
-                # account deleted): commit the others, report it, drop it.
-                for item in group:
-                    await self._commit_alone(item)
-            except Exception:
-                log.exception("charges not committed; retrying in %s s", RETRY_S)
-                self._queue[:0] = group  # journaled still: nothing is lost meanwhile
-                await asyncio.sleep(RETRY_S)
-                continue
+            except Exception as exc:
+                if unreachable(exc):
+                    log.warning("charges not committed (%s); retrying in %s s", exc, RETRY_S)
+                # Each alone: the ones the database takes commit now, whatever
+                # the others hold.
+                waiting = [item for item in group if not await self._commit_alone(item)]
+                if waiting:  # journaled still: nothing is lost meanwhile
+                    self._queue[:0] = waiting
+                    await asyncio.sleep(RETRY_S)
+                    continue
             else:
                 self._committed(group)
             if not self._queue and self._journal is not None:
                 self._journal.clear()
 
-    async def _commit_alone(self, item: tuple[Settlement, int]) -> None:
+    async def _commit_alone(self, item: tuple[Settlement, int]) -> bool:
+        """Commit one charge; False if the database could not be reached (retry it)."""
         try:
             await self.settle_many([item[0]])
-        except IntegrityError as exc:
-            log.error("charge dropped, refused by the database: %s (%s)", item[0].record, exc)
+        except Exception as exc:
+            if unreachable(exc):
+                return False
+            self._set_aside(item[0], exc)
         self._committed([item])
+        return True
+
+    def _set_aside(self, settlement: Settlement, exc: BaseException) -> None:
+        ticket = settlement.ticket
+        entry = Entry(ticket.request_id, ticket.caller.key_id, settlement.record, settlement.batch)
+        self.dead_letters.add(entry, exc)
+        log.error(
+            "charge %s of account %s refused by the database and set aside in the dead letters: %s",
+            ticket.request_id,
+            ticket.caller.account_id,
+            exc,
+        )
+        if self._on_dead_letter is not None:
+            self._on_dead_letter()
 
     def _committed(self, group: list[tuple[Settlement, int]]) -> None:
         if not self._settings.charging:
             return
         for settlement, cost in group:
-            account_id = settlement.ticket.caller.account_id
-            left = self._pending.get(account_id, 0) - cost
-            if left > 0:
-                self._pending[account_id] = left
-            else:
-                self._pending.pop(account_id, None)
+            self._take_pending(settlement.ticket.caller.account_id, cost)
+
+    def _take_pending(self, account_id: str, micro: int) -> None:
+        left = self._pending.get(account_id, 0) - micro
+        if left > 0:
+            self._pending[account_id] = left
+        else:
+            self._pending.pop(account_id, None)
 
     async def recover(self) -> int:
         """Commit the charges crashed gateways journaled here and never committed.
@@ -228,10 +309,29 @@ class BillingService:
                 if entry.request_id not in done
             ]
             if missing:
-                await self.settle_many(missing)
+                recovered += await self._recover_group(missing)
                 log.warning("committed %d charges left uncommitted in %s", len(missing), path)
-            recovered += len(missing)
         return recovered
+
+    async def _recover_group(self, missing: list[Settlement]) -> int:
+        """Commit a dead process's charges, setting aside any the database refuses
+        (an unreachable database fails the start, and the file stays for the next)."""
+        try:
+            await self.settle_many(missing)
+            return len(missing)
+        except Exception as exc:
+            if unreachable(exc):
+                raise
+        committed = 0
+        for settlement in missing:
+            try:
+                await self.settle_many([settlement])
+                committed += 1
+            except Exception as exc:
+                if unreachable(exc):
+                    raise
+                self._set_aside(settlement, exc)
+        return committed
 
     async def settle_many(self, settlements: list[Settlement]) -> list[int]:
         """Charge and record several generations in one transaction (a group
@@ -310,23 +410,37 @@ class BillingService:
         return cost_micro(self.price(record.model), tokens, discount)
 
     async def release(self, ticket: Ticket) -> None:
-        """The request ended before generating anything: no charge, no record."""
+        """The request ended before generating anything: no charge, no record.
+        Nothing happens if it was settled or released already."""
         await self._finish(ticket, 0)
+        self._unreserve(ticket)
 
     async def _finish(self, ticket: Ticket, tokens: int) -> None:
-        if ticket.admitted is not None:
+        if ticket.admitted is not None and not ticket.closed:
             await self._limiter.finish(ticket.caller.account_id, ticket.admitted, tokens)
 
     async def close(self) -> None:
-        """Commit what is queued, then let go of the journal and the limiter."""
-        await self.flushed()
+        """Commit what is queued (for at most ``shutdown_flush_s``), then let go of
+        the journal and the limiter. What could not commit stays in the journal,
+        and the next start on this data directory commits it."""
+        if not await self.flushed(self._settings.shutdown_flush_s):
+            log.error(
+                "%d charges not committed at shutdown; kept in the journal for the next start",
+                len(self._queue),
+            )
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
         if self._journal is not None:
             self._journal.close()
         await self._limiter.close()
 
     async def balances(self, account_id: str) -> ledger.Balances:
-        """The committed balances, after this process's queued charges commit."""
-        await self.flushed()
+        """The committed balances, once this process's queued charges commit
+        (waiting at most ``read_wait_s``: a database that refuses them must not
+        hang the caller; the balance is then read without them)."""
+        await self.flushed(self._settings.read_wait_s)
         async with self._db.read() as session:
             account = await session.get(Account, account_id)
             if account is None:
@@ -337,13 +451,24 @@ class BillingService:
         self, account_id: str, kind: str, yuan: Decimal, reason: str, reference: str | None = None
     ) -> ledger.Balances:
         """Top up cash, grant a voucher, or adjust/refund cash (operator actions)."""
+        problem = amount_problem(yuan) or bounds.LEDGER_REASON.check(reason, "reason")
+        if problem is None and reference is not None:
+            problem = bounds.LEDGER_REFERENCE.check(reference, "reference")
+        if problem is not None:
+            raise BadRequestError(problem, param="amount" if "amount" in problem else None)
         micro = to_micro(yuan)
         if kind == "voucher" and micro < 0:
-            raise ValueError("a voucher grant must be positive")
+            raise BadRequestError("a voucher grant must be positive", param="amount")
         async with self._db.transaction() as session:
             account = await ledger.lock_account(session, account_id)
             if account is None:
                 raise NotFoundError(f"no account {account_id}")
+            cash = account.cash_micro + (0 if kind == "voucher" else micro)
+            voucher = account.voucher_micro + (micro if kind == "voucher" else 0)
+            if max(abs(cash), voucher, account.topped_up_micro + max(micro, 0)) > MAX_BALANCE_MICRO:
+                raise BadRequestError(
+                    "the balance would exceed what an account can hold", param="amount"
+                )
             ledger.apply(
                 session,
                 account,

@@ -1,13 +1,16 @@
 """Chat completions: the platform's semantics between the wire and an engine.
 
-``prepare`` validates a request against its model's rules and budget and turns
-it into an engine-neutral ``GenerationRequest``; ``complete`` and ``stream``
-run it and assemble the result. Every generation, finished or interrupted,
-leaves one usage record.
+``admit`` lets a request in (key, balance, rate limits) from its parsed body
+alone, before anything that costs more than parsing it; ``prepare`` validates
+a request against its model's rules and budget and turns it into an
+engine-neutral ``GenerationRequest``; ``complete`` and ``stream`` run it and
+assemble the result. Every generation, finished or interrupted, leaves one
+usage record.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import AsyncGenerator
@@ -55,7 +58,11 @@ from moonbase.engines.base import (
     is_token_engine,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplateError
-from moonbase.engines.upstream.engine import estimate_tokens
+from moonbase.engines.upstream.engine import (
+    CHARS_PER_TOKEN,
+    TOKENS_PER_MESSAGE,
+    estimate_tokens,
+)
 from moonbase.errors import BadRequestError, InternalError, MoonbaseError, token_limit_exceeded
 from moonbase.metrics import Metrics
 from moonbase.registry import ModelRegistry
@@ -65,6 +72,7 @@ from moonbase.schemas.chat import (
     ChatCompletionRequest,
     Choice,
     Message,
+    TextPart,
 )
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
@@ -111,6 +119,41 @@ class ChatService:
         self._media = media
         self._default_max_tokens = default_max_tokens
         self._metrics = metrics
+
+    async def admit(
+        self, request: ChatCompletionRequest, request_id: str, caller: KeyOwner
+    ) -> Ticket:
+        """Admission before work: templating, tokenizing and media decoding come
+        after it, so a refused caller (no money, over its limits) costs the
+        server a parse and nothing more. Sized by a character estimate of the
+        prompt; the rate-limit counts take the real size when it settles."""
+        model = self._registry.get(request.model)
+        prompt = estimate_message_tokens(request.messages)
+        n = request.n or 1
+        asked = request.max_completion_tokens or request.max_tokens
+        completion = n * (asked or min(self._default_max_tokens, model.context_length))
+        max_cost = self._billing.max_cost(model.id, prompt, completion)
+        return await self._billing.admit(caller, request_id, prompt + completion, max_cost)
+
+    async def admit_count(
+        self, model_id: str, messages: list[Message], request_id: str, caller: KeyOwner
+    ) -> Ticket:
+        """Admission of a token count: a request in the RPM and concurrency
+        counts, holding no money (it is not charged)."""
+        self._registry.get(model_id)
+        return await self._billing.admit(caller, request_id, 0)
+
+    def reserve(self, ticket: Ticket, chat: PreparedChat) -> None:
+        """Hold the prepared request's exact maximum cost against the balance."""
+        generation = chat.generation
+        completion = generation.n * generation.max_tokens
+        self._billing.reserve(
+            ticket, self._billing.max_cost(chat.model_id, chat.prompt_size, completion)
+        )
+
+    async def release(self, ticket: Ticket) -> None:
+        """A request admitted but refused before it reached the engine."""
+        await self._billing.release(ticket)
 
     async def count_prompt_tokens(
         self, model_id: str, messages: list[Message], account_id: str
@@ -305,9 +348,8 @@ class ChatService:
             context_length=model.context_length,
         )
 
-    async def complete(self, chat: PreparedChat, caller: KeyOwner) -> ChatCompletion:
+    async def complete(self, chat: PreparedChat, ticket: Ticket) -> ChatCompletion:
         tally = Tally(chat.generation.n)
-        ticket = await self._admit(chat, caller)
         try:
             async with aclosing(self._events(chat)) as events:
                 async for event in events:
@@ -371,11 +413,10 @@ class ChatService:
         return Choice(index=index, message=message, finish_reason="tool_calls")
 
     async def stream(
-        self, chat: PreparedChat, caller: KeyOwner
+        self, chat: PreparedChat, ticket: Ticket
     ) -> AsyncGenerator[dict[str, Any], None]:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
-        ticket = await self._admit(chat, caller)
         last_finish: tuple[int, str] | None = None  # held until the usage is final
         try:
             async with aclosing(self._events(chat)) as events:
@@ -414,11 +455,6 @@ class ChatService:
                 yield chunks.usage(tally.usage())
         finally:
             await self._settle(chat, ticket, tally)
-
-    async def _admit(self, chat: PreparedChat, caller: KeyOwner) -> Ticket:
-        generation = chat.generation
-        estimate = chat.prompt_size + generation.n * generation.max_tokens
-        return await self._billing.admit(caller, generation.request_id, estimate)
 
     async def _tokens(
         self, model: ServedModel, turns: list[ChatTurn], assistant_prefix: str | None
@@ -482,3 +518,19 @@ async def _reasoning_shown(
         async for event in events:
             if shown or not isinstance(event, ReasoningDelta):
                 yield event
+
+
+def estimate_message_tokens(messages: list[Message]) -> int:
+    """A prompt's size from its characters, before any templating (linear in
+    the messages; media are not decoded, so they are not counted here)."""
+    chars = 0
+    for message in messages:
+        content = message.content
+        if isinstance(content, str):
+            chars += len(content)
+        elif content is not None:
+            chars += sum(len(part.text) for part in content if isinstance(part, TextPart))
+        chars += len(message.reasoning_content or "")
+        for call in message.tool_calls or ():
+            chars += len(call.function.name) + len(call.function.arguments)
+    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)

@@ -46,6 +46,7 @@ async def inspect_upload(
             settings.ocr_languages,
             "--memory-mb",
             str(settings.inspect_memory_mb),
+            "--",  # what follows is never an option, whatever the filename
             str(source),
             filename,
             str(output),

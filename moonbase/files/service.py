@@ -9,12 +9,14 @@ an unreferenced blob, never a row without its bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from moonbase import bounds
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files import upload as uploads
 from moonbase.files.blobs import BlobStore
@@ -52,6 +54,8 @@ class FileService:
         self.db = db
         self.blobs = blobs
         self.settings = settings
+        # Each inspection child may use inspect_memory_mb: bound how many run.
+        self._inspections = asyncio.Semaphore(settings.max_inspections)
 
     async def upload(
         self, account_id: str, body: AsyncIterator[bytes], content_type: str
@@ -80,6 +84,9 @@ class FileService:
             )
         if not received.has_file:
             raise BadRequestError("Send the file as a multipart part named 'file'", param="file")
+        problem = bounds.FILENAME.check(received.filename, "the filename")
+        if problem is not None:
+            raise BadRequestError(problem, param="file")
         if received.size == 0:
             raise BadRequestError(
                 "File size is zero, please confirm and re-upload the file", param="file"
@@ -88,9 +95,10 @@ class FileService:
             self._check_quota(await file_rows.totals(session, account_id), received.size)
         inspection = Inspection(status="ready", content_type=_declared_type(purpose))
         if purpose in INSPECTED_PURPOSES:
-            inspection = await inspect_upload(
-                purpose, received.path, received.filename, self.settings
-            )
+            async with self._inspections:
+                inspection = await inspect_upload(
+                    purpose, received.path, received.filename, self.settings
+                )
         if inspection.status == "refused":
             raise BadRequestError(
                 f"The file is not a valid {purpose}: {inspection.details}", param="file"
@@ -173,6 +181,8 @@ class FileService:
             )
 
     async def get(self, account_id: str, file_id: str) -> StoredFile:
+        if bounds.ID.check(file_id, "file_id") is not None:  # no file has such an id
+            raise NotFoundError(f"File not found: {file_id[:100]!r}", param="file_id")
         async with self.db.read() as session:
             stored = await file_rows.get(session, account_id, file_id)
         if stored is None:

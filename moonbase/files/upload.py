@@ -64,6 +64,7 @@ class _Receiver:
         self._part_name = ""
         self._part_is_file = False
         self._field_value = bytearray()
+        self.ended = False  # the closing boundary arrived
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -74,6 +75,7 @@ class _Receiver:
             "on_headers_finished": self.on_headers_finished,
             "on_part_data": self.on_part_data,
             "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
         }
 
     def on_part_begin(self) -> None:
@@ -120,6 +122,9 @@ class _Receiver:
         if not self._part_is_file and self._part_name:
             self.fields[self._part_name] = self._field_value.decode("utf-8", "replace").strip()
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def take_pending(self) -> bytes:
         data = b"".join(self.pending)
         self.pending.clear()
@@ -163,6 +168,10 @@ async def receive(
         if receiver.too_large:
             raise FileTooLarge
         parser.finalize()
+        if not receiver.ended:  # cut off: what arrived may be only part of the file
+            raise BadRequestError(
+                "The multipart body ended before its closing boundary; send the whole file"
+            )
         await asyncio.to_thread(_finish, spool, receiver.take_pending())
     except BaseException:
         spool.close()

@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt
 
+from moonbase import bounds
+from moonbase.billing import money
 from moonbase.schemas.base import StrictWireModel, WireModel
 
 
 class AccountCreate(StrictWireModel):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: Annotated[str, bounds.ACCOUNT_NAME] = Field(min_length=1)
 
 
 class KeyCreate(StrictWireModel):
-    name: StrictStr = ""
+    name: Annotated[str, bounds.KEY_NAME] = ""
 
 
 class Credit(StrictWireModel):
-    amount: Decimal = Field(gt=0, description="CNY")
-    reason: StrictStr = ""
-    reference: StrictStr | None = None
+    # Whole micro-yuan, and within what a balance column holds (money.MAX_AMOUNT).
+    amount: Decimal = Field(
+        gt=0, le=money.MAX_AMOUNT, decimal_places=money.DECIMAL_PLACES, description="CNY"
+    )
+    reason: Annotated[str, bounds.LEDGER_REASON] = ""
+    reference: Annotated[str, bounds.LEDGER_REFERENCE] | None = None
 
 
 class LimitsUpdate(StrictWireModel):
     tier: StrictInt | None = Field(None, ge=0, le=5)
-    concurrency: StrictInt | None = Field(None, ge=1)
-    rpm: StrictInt | None = Field(None, ge=1)
-    tpm: StrictInt | None = Field(None, ge=1)
-    tpd: StrictInt | None = Field(None, ge=1)
+    concurrency: StrictInt | None = Field(None, ge=1, le=bounds.MAX_REQUEST_LIMIT)
+    rpm: StrictInt | None = Field(None, ge=1, le=bounds.MAX_REQUEST_LIMIT)
+    tpm: StrictInt | None = Field(None, ge=1, le=bounds.MAX_TOKEN_LIMIT)
+    tpd: StrictInt | None = Field(None, ge=1, le=bounds.MAX_TOKEN_LIMIT)
 
 
 class AccountOut(WireModel):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import StrictStr
-
+from moonbase import bounds
 from moonbase.schemas.base import WireModel
 
 
 class BatchCreate(WireModel):
-    input_file_id: StrictStr
-    endpoint: StrictStr
-    completion_window: StrictStr
+    input_file_id: Annotated[str, bounds.ID]
+    endpoint: Annotated[str, bounds.BATCH_ENDPOINT]
+    completion_window: Annotated[str, bounds.COMPLETION_WINDOW]
     metadata: dict[str, Any] | None = None
 
 

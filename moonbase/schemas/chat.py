@@ -19,6 +19,7 @@ from pydantic import (
     model_serializer,
 )
 
+from moonbase import bounds
 from moonbase.schemas.base import StrictWireModel, WireModel
 
 Number = StrictInt | StrictFloat
@@ -121,8 +122,9 @@ class ChatCompletionRequest(WireModel):
     tools: list[ToolDefinition] | None = Field(None, max_length=128)
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
     thinking: ThinkingOption | None = None
-    prompt_cache_key: StrictStr | None = None
-    safety_identifier: StrictStr | None = None
+    # Both are kept in the usage record: bounded as its columns are.
+    prompt_cache_key: Annotated[str, bounds.PROMPT_CACHE_KEY] | None = None
+    safety_identifier: Annotated[str, bounds.SAFETY_IDENTIFIER] | None = None
 
 
 # -- responses -----------------------------------------------------------------

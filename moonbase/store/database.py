@@ -18,7 +18,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 T = TypeVar("T")
@@ -228,3 +229,14 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 def _sqlite_path(url: str) -> Path | None:
     _, _, rest = url.partition(":///")
     return Path(rest) if rest and rest != ":memory:" else None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database could not take a statement (down, locked, a dropped
+    connection, a full pool): worth retrying. Any other error is the
+    statement's own fault, and retrying it would fail the same way."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError
+    )

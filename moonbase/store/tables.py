@@ -16,6 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from moonbase import bounds
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -31,7 +33,7 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(bounds.ACCOUNT_NAME.column(), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cash_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # may go negative: arrears
     voucher_micro: Mapped[int] = mapped_column(BigInteger, default=0)  # never negative
@@ -48,7 +50,7 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
+    name: Mapped[str] = mapped_column(bounds.KEY_NAME.column(), default="")
     # Only a SHA-256 of the key is kept; the key itself is shown once.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # Enough of the key to recognise it in a listing ("sk-AbCd...wxyz").
@@ -65,17 +67,21 @@ class UsageRecord(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    request_id: Mapped[str] = mapped_column(bounds.REQUEST_ID.column(), unique=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    model: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(bounds.MODEL.column())
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     # "completed", or "interrupted" when the client went away mid-generation.
     status: Mapped[str] = mapped_column(String(16))
-    prompt_cache_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    safety_identifier: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    prompt_cache_key: Mapped[str | None] = mapped_column(
+        bounds.PROMPT_CACHE_KEY.column(), nullable=True
+    )
+    safety_identifier: Mapped[str | None] = mapped_column(
+        bounds.SAFETY_IDENTIFIER.column(), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cost_micro: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
@@ -93,8 +99,8 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(16))  # topup, voucher, charge, refund, adjustment
     cash_micro: Mapped[int] = mapped_column(BigInteger)
     voucher_micro: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(String(200))
-    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(bounds.LEDGER_REASON.column())
+    reference: Mapped[str | None] = mapped_column(bounds.LEDGER_REFERENCE.column(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -105,8 +111,8 @@ class StoredFile(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    filename: Mapped[str] = mapped_column(String(512))
-    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(bounds.FILENAME.column())
+    purpose: Mapped[str] = mapped_column(bounds.PURPOSE.column())
     bytes: Mapped[int] = mapped_column(BigInteger)
     # "ready" or "error"; rows are written once inspection is over, so no file
     # is ever left half-processed.
@@ -132,9 +138,9 @@ class Batch(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    endpoint: Mapped[str] = mapped_column(String(64))
-    input_file_id: Mapped[str] = mapped_column(String(40))
-    completion_window: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(bounds.BATCH_ENDPOINT.column())
+    input_file_id: Mapped[str] = mapped_column(bounds.ID.column())
+    completion_window: Mapped[str] = mapped_column(bounds.COMPLETION_WINDOW.column())
     status: Mapped[str] = mapped_column(String(16), index=True)
     model: Mapped[str | None] = mapped_column(String(64), nullable=True)
     metadata_json: Mapped[str] = mapped_column(Text, default="{}")
@@ -170,7 +176,7 @@ class BatchLine(Base):
     )
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
     line: Mapped[int] = mapped_column(Integer)  # 1-based line number in the input file
-    custom_id: Mapped[str] = mapped_column(String(512))
+    custom_id: Mapped[str] = mapped_column(bounds.CUSTOM_ID.column())
     body_json: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, done, failed
     result_json: Mapped[str | None] = mapped_column(Text, nullable=True)

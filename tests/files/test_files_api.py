@@ -236,3 +236,53 @@ async def test_inspection_past_its_time_budget_ends_in_error(
     assert response.status_code == 200
     assert response.json()["status"] == "error"
     assert "took longer than" in response.json()["status_details"]
+
+
+async def test_a_filename_that_looks_like_an_option_is_extracted(files: FilesClient) -> None:
+    uploaded = await files.upload(b"notes of the day", name="-notes.txt")
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["status"] == "ready"
+    content = await files.http.get(
+        f"/v1/files/{uploaded.json()['id']}/content", headers=files.alice
+    )
+    assert json.loads(content.text)["content"] == "notes of the day"
+    assert json.loads(content.text)["filename"] == "-notes.txt"
+
+
+async def test_inspections_run_at_most_max_inspections_at_once(
+    database: Database, tmp_path: Path, monkeypatch
+) -> None:
+    from moonbase.files import service as file_service
+
+    running, most = 0, 0
+    real = file_service.inspect_upload
+
+    async def counted(*args, **kwargs):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.2)  # long enough for the others to queue
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(file_service, "inspect_upload", counted)
+    settings = Settings(data_dir=tmp_path, files=FilesSettings(max_inspections=2))
+    alice = await admin.create_key(database, "alice")
+    app = create_app(settings, engines={EMBEDDED_ENGINE: ScriptedEngine()}, db=database)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://moonbase") as client:
+            uploads = [
+                client.post(
+                    "/v1/files",
+                    headers=bearer(alice.secret),
+                    files={"file": (f"n{i}.txt", b"text %d" % i)},
+                    data={"purpose": "file-extract"},
+                )
+                for i in range(6)
+            ]
+            results = await asyncio.gather(*uploads)
+    assert [r.status_code for r in results] == [200] * 6
+    assert most == 2
