@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 
 from moonbase.catalog import ServedModel
+from moonbase.chat.public_address import is_public
 from moonbase.engines.base import MediaInput
 from moonbase.errors import BadRequestError
 from moonbase.files.inspection import inspect_upload
@@ -102,6 +102,7 @@ class MediaResolver:
         self.settings = settings
         self.files = files
         self.inspection = inspection
+        self.transport: httpx.AsyncBaseTransport | None = None  # tests put a mock here
 
     def _limit(self, kind: MediaKind) -> int:
         if kind == "image":
@@ -217,13 +218,23 @@ class MediaResolver:
 
     async def _fetch(self, reference: MediaReference) -> bytes:
         where, limit = reference.where, self._limit(reference.kind)
-        host = urlsplit(reference.url).hostname or ""
+        url = httpx.URL(reference.url)
+        headers, extensions = {}, {}
         if not self.settings.allow_private_urls:
-            await _refuse_private_host(host, where)
+            # Connect to the very address that was checked: resolving the name
+            # again in the client would let a rebinding DNS answer differently.
+            host = url.host
+            address = await _public_address(host, where)
+            url = url.copy_with(host=address)
+            headers["host"] = f"{host}:{url.port}" if url.port else host
+            extensions["sni_hostname"] = host  # TLS still checks the name's certificate
+        client_options = {"timeout": self.settings.fetch_timeout_s, "transport": self.transport}
         try:
             async with (
-                httpx.AsyncClient(timeout=self.settings.fetch_timeout_s) as client,
-                client.stream("GET", reference.url, follow_redirects=False) as response,
+                httpx.AsyncClient(**client_options) as client,  # type: ignore[arg-type]
+                client.stream(
+                    "GET", url, headers=headers, extensions=extensions, follow_redirects=False
+                ) as response,
             ):
                 if response.status_code != 200:
                     raise BadRequestError(
@@ -249,18 +260,21 @@ class MediaResolver:
         return b"".join(chunks)
 
 
-async def _refuse_private_host(host: str, where: str) -> None:
+async def _public_address(host: str, where: str) -> str:
+    """The address to fetch ``host`` from; refused unless every address the
+    name resolves to is public (``chat/public_address.py``)."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         raise BadRequestError(f"{where}: cannot resolve the host {host!r}", param=where) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise BadRequestError(
-                f"{where}: media URLs on private or local addresses are not fetched ({host})",
-                param=where,
-            )
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses or not all(is_public(address) for address in addresses):
+        raise BadRequestError(
+            f"{where}: media URLs on private, local or non-unicast addresses are not fetched "
+            f"({host})",
+            param=where,
+        )
+    return str(addresses[0])
 
 
 def _check_model_reads(model: ServedModel, reference: MediaReference, capable: list[str]) -> None:

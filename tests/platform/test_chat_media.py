@@ -230,7 +230,7 @@ async def test_http_image_is_fetched_and_private_hosts_are_refused_by_default(
 ) -> None:
     refused = await client.chat([image_part(f"{picture_server}/cat.png"), TEXT])
     assert refused.status_code == 400
-    assert "private or local addresses" in refused.json()["error"]["message"]
+    assert "private, local or non-unicast addresses" in refused.json()["error"]["message"]
     fetched = await intranet_client.chat([image_part(f"{picture_server}/cat.png"), TEXT])
     assert fetched.status_code == 200, fetched.text
     assert last_media(intranet_client.vision).width == 280
