@@ -230,3 +230,20 @@ async def test_a_full_queue_is_refused_with_retry_after(single_slot: LlamaCppEng
     finally:
         await running.aclose()
         await queued.aclose()
+
+
+async def test_long_prompts_tokenize_in_pieces_exactly_as_whole(engine: LlamaCppEngine):
+    """llama.cpp's special-token partition is quadratic in one call; the engine
+    cuts before special tokens, and the tokens are the same as one call's."""
+    assert engine._tokenizer.cuts  # the embedded model's vocabulary allows it
+    turns = [
+        ChatTurn(
+            "user" if n % 2 else "assistant", f" turn {n}\n  with  spaces 中文 {'x' * (n % 7)}"
+        )
+        for n in range(500)
+    ]
+    text = engine._template.render(turns)
+    whole = engine._model.tokenize(text.encode(), add_bos=False, special=True)
+    assert engine._tokenizer.tokenize(text) == list(whole)
+    prompt = await engine.render_prompt(turns)
+    assert list(prompt[-len(whole) :]) == list(whole)

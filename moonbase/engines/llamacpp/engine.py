@@ -29,6 +29,7 @@ from moonbase.engines.base import (
 from moonbase.engines.llamacpp.chat_template import ChatTemplate
 from moonbase.engines.llamacpp.json_grammar import GrammarError, JsonBounds, json_grammar
 from moonbase.engines.llamacpp.model_file import resolve_model_path
+from moonbase.engines.llamacpp.prompt_tokenizer import PromptTokenizer, probe_prompt
 from moonbase.engines.llamacpp.sampler import compile_grammar
 from moonbase.engines.llamacpp.scheduler import END, Job, Scheduler
 from moonbase.errors import BadRequestError
@@ -64,6 +65,12 @@ class LlamaCppEngine:
             metadata.get("tokenizer.chat_template"),
             bos_token=self._model.token_get_text(self._bos) if self._bos >= 0 else "",
             eos_token=self._model.token_get_text(self._model.token_eos()),
+        )
+        self._tokenizer = PromptTokenizer(
+            self._model,
+            probe_prompt(
+                lambda turns: self._template.render([ChatTurn(role, text) for role, text in turns])
+            ),
         )
         # Never report or accept more than the model was trained for.
         context = min(llama_cpp.llama_n_ctx(self._context.ctx), self._model.n_ctx_train())
@@ -105,7 +112,7 @@ class LlamaCppEngine:
     ) -> tuple[int, ...]:
         text = self._template.render(turns) + (assistant_prefix or "")
         # Tokenizing only reads the vocabulary, so it is safe beside a running decode.
-        tokens = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        tokens = self._tokenizer.tokenize(text)
         if self._add_bos and (not tokens or tokens[0] != self._bos):
             tokens.insert(0, self._bos)
         return tuple(tokens)
