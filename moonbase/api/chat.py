@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from moonbase.api.bodies import json_body, openapi_body
-from moonbase.api.deps import CallerDep, RequestIdDep, ServicesDep
+from moonbase.api.deps import RequestIdDep, ServicesDep, SpendingCallerDep
 from moonbase.api.disconnect import cancel_on_disconnect
 from moonbase.api.sse import start_sse
 from moonbase.catalog import SPECS_BY_ID
@@ -27,7 +27,7 @@ ChatRequestDep = Annotated[ChatCompletionRequest, Depends(json_body(ChatCompleti
 async def create_chat_completion(
     request: Request,
     services: ServicesDep,
-    caller: CallerDep,
+    caller: SpendingCallerDep,
     body: ChatRequestDep,
     request_id: RequestIdDep,
 ) -> Response:

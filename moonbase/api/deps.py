@@ -59,6 +59,17 @@ async def get_caller(request: Request, services: ServicesDep) -> KeyOwner:
 CallerDep = Annotated[KeyOwner, Depends(get_caller)]
 
 
+async def get_spending_caller(caller: CallerDep, services: ServicesDep) -> KeyOwner:
+    """The caller of a route that spends, refused before its body is even
+    parsed when its account has nothing left to spend (a large body costs the
+    server more to parse than the refusal)."""
+    await services.billing.check_funds(caller.account_id)
+    return caller
+
+
+SpendingCallerDep = Annotated[KeyOwner, Depends(get_spending_caller)]
+
+
 async def get_request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from moonbase.api.bodies import json_body, openapi_body
-from moonbase.api.deps import CallerDep, RequestIdDep, ServicesDep
+from moonbase.api.deps import RequestIdDep, ServicesDep, SpendingCallerDep
 from moonbase.schemas.tokenizers import EstimateTokenRequest, EstimateTokenResponse, TokenCount
 
 router = APIRouter()
@@ -20,7 +20,7 @@ router = APIRouter()
 )
 async def estimate_token_count(
     services: ServicesDep,
-    caller: CallerDep,  # authenticated before the body is parsed
+    caller: SpendingCallerDep,  # authenticated before the body is parsed
     body: Annotated[EstimateTokenRequest, Depends(json_body(EstimateTokenRequest))],
     request_id: RequestIdDep,
 ) -> EstimateTokenResponse:

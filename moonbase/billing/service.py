@@ -156,6 +156,15 @@ class BillingService:
             self._pending[account_id] = self._pending.get(account_id, 0) + reserved
         return Ticket(request_id, caller, time.monotonic(), admitted, reserved)
 
+    async def check_funds(self, account_id: str) -> None:
+        """QuotaExceededError if admission would refuse the account for money
+        (from memory, as admission reads it; nothing is counted or held)."""
+        if not self._settings.charging:
+            return
+        state = await self._accounts.get(account_id)
+        if state.balances.available_micro - self._pending.get(account_id, 0) <= 0:
+            raise _suspended(account_id)
+
     def max_cost(self, model_id: str, prompt_tokens: int, completion_tokens: int) -> int:
         """What a request of this size can cost at most, in micro-yuan."""
         price = self._prices.get(model_id)
