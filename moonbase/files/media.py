@@ -88,7 +88,9 @@ def probe_video(path: Path) -> Media:
                 raise NotMedia("the video holds no decodable frame")
             duration_ms = _duration_ms(container, stream)
     except av.error.FFmpegError as error:
-        raise NotMedia(f"the file is not a readable video ({error})") from None
+        # strerror, not str(error): that names the server's spool file.
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise NotMedia(f"the file is not a readable video ({reason})") from None
     return Media(content_type, width, height, duration_ms)
 
 

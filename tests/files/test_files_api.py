@@ -171,7 +171,9 @@ async def test_images_and_videos_are_proved_by_content(files: FilesClient, tmp_p
     assert "not a valid image" in fake.json()["error"]["message"]
     text_as_video = await files.upload(b"plain text", purpose="video", name="clip.mp4")
     assert text_as_video.status_code == 400
-    assert "not a valid video" in text_as_video.json()["error"]["message"]
+    message = text_as_video.json()["error"]["message"]
+    assert "not a valid video" in message
+    assert "/" not in message and "spool" not in message  # no server path leaks
 
 
 async def test_unreadable_document_ends_in_error_not_500(files: FilesClient) -> None:
