@@ -65,9 +65,9 @@ def cluster(
         "MOONBASE_FILES__BLOB_DIR": str(folder / "blobs"),
         "MOONBASE_DATA_DIR": str(folder / "cli"),
     }
-    cli(env, "accounts", "create", "shared")
-    cli(env, "accounts", "topup", "shared", "100")
-    key = cli(env, "keys", "create", "--account", "shared").splitlines()[0]
+    cli(env, "accounts", "create", "team")
+    cli(env, "accounts", "topup", "team", "100")
+    key = cli(env, "keys", "create", "--account", "team").splitlines()[0]
     shared = {
         k: v for k, v in env.items() if k.startswith("MOONBASE_") and k != "MOONBASE_DATA_DIR"
     }
@@ -108,7 +108,7 @@ def one_request(gateway: RunningServer, index: int) -> str:
 async def books(url: str) -> dict[str, object]:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        account = await conn.fetchrow("SELECT * FROM accounts WHERE name = 'shared'")
+        account = await conn.fetchrow("SELECT * FROM accounts WHERE name = 'team'")
         ledger = await conn.fetchrow(
             "SELECT sum(cash_micro) AS cash, sum(voucher_micro) AS voucher, "
             "sum(CASE WHEN kind = 'charge' THEN -(cash_micro + voucher_micro) END) AS charged "
