@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ import uvicorn
 
 from moonbase import admin
 from moonbase.app import create_app
+from moonbase.billing import dead_letters
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.errors import BadRequestError, MoonbaseError
@@ -225,6 +227,14 @@ def accounts_limits(
         )
 
     typer.echo(_show(_with_db(settings, run)))
+
+
+@app.command("dead-letters")
+def dead_letters_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Charges the database refused and billing set aside (one JSON line each)."""
+    settings = load_settings(config, data_dir=data_dir)
+    for letter in dead_letters.read(settings.data_dir / "journal"):
+        typer.echo(json.dumps(letter, ensure_ascii=True))
 
 
 @app.command()

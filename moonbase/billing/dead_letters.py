@@ -5,7 +5,7 @@ tried alone, and one the database still refuses for what it holds (not for
 being unreachable) is written here instead of being retried forever. Retrying
 it would never succeed, and while it sat in the queue every later charge of
 every account waited behind it. A line holds the charge exactly as the
-journal had it and the database's error; `moonbase billing dead-letters`
+journal had it and the database's error; `moonbase dead-letters`
 lists them. Nothing reads this file back automatically: a refused charge
 needs a person to decide what it should have been.
 

@@ -11,6 +11,7 @@ a bug elsewhere might, and check that the billing survives it anyway.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -134,3 +135,19 @@ async def test_shutdown_finishes_while_the_database_refuses_and_loses_nothing(
     _, _, records, _ = await books(database, account_id)
     assert [r.request_id for r in records] == ["waiting"]
     await restarted.close()
+
+
+async def test_the_cli_lists_the_dead_letters(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from moonbase.cli import app
+
+    record = replace(usage("refused", "acct-x", "key-x"), safety_identifier="a\ud800")
+    letters = dead_letters.DeadLetters(tmp_path / "journal")
+    letters.add(Entry("refused", "key-x", record, False), ValueError("surrogates not allowed"))
+    listed = CliRunner().invoke(app, ["dead-letters", "--data-dir", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.output.splitlines()
+    letter = json.loads(line)
+    assert letter["charge"]["record"]["request_id"] == "refused"
+    assert "surrogates" in letter["error"]
