@@ -15,7 +15,12 @@ CACHE=${MOONBASE_BENCH_CACHE:-$HOME/.cache/moonbase-bench}/llama-server-$VERSION
 BIN=$CACHE/build/bin/llama-server
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
+# One build at a time per machine (two test runs may ask at once): the second
+# waits, then finds the binary.
 mkdir -p "$CACHE"
+exec 9>"$CACHE.lock"
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 if [ ! -d "$CACHE/src" ]; then
   .venv/bin/python -m pip download --quiet --no-deps --no-binary :all: \
     "llama-cpp-python==$VERSION" -d "$CACHE/sdist" >&2
