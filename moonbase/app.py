@@ -17,6 +17,7 @@ from moonbase.api.body_limit import BodyLimitMiddleware
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
+from moonbase.api.shutdown import ShutdownMiddleware
 from moonbase.batches.service import BatchService
 from moonbase.batches.worker import BatchWorker
 from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
@@ -143,6 +144,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ShutdownMiddleware)
     # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -88,6 +88,13 @@ class EngineUnavailableError(MoonbaseError):
     error_type = "server_error"
 
 
+class ShuttingDownError(MoonbaseError):
+    """The server stopped while the request was still running."""
+
+    status_code = 503
+    error_type = "server_error"
+
+
 class InternalError(MoonbaseError):
     status_code = 500
     error_type = "server_error"
