@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from moonbase.api import admin, balance, batches, chat, files, models, tokenizers
 from moonbase.api.body_limit import BodyLimitMiddleware
+from moonbase.api.body_timeout import BodyTimeoutMiddleware
 from moonbase.api.deps import Services
 from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.middleware import RequestIdMiddleware
@@ -144,6 +145,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_read_timeout_s)
     app.add_middleware(ShutdownMiddleware)
     # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)

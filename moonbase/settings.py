@@ -237,6 +237,8 @@ class Settings(BaseSettings):
     # JSON request bodies beyond this are refused (413) before being parsed;
     # it admits one 10 MB image as a data URL. Uploads have their own limit.
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024)
+    # A request body that pauses this long between pieces is given up on (408).
+    body_read_timeout_s: float = Field(60.0, gt=0)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)

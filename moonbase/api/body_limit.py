@@ -46,7 +46,7 @@ class BodyLimitMiddleware:
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _drain(receive)
-            await _refuse(send, too_large(int(declared), self.max_bytes))
+            await refuse(send, too_large(int(declared), self.max_bytes))
             return
         # A body without a length (chunked) is counted as it is read. Past the
         # cap the app is told the client left, whatever it answers is dropped,
@@ -73,7 +73,7 @@ class BodyLimitMiddleware:
 
         await self.app(scope, counting_receive, guarded_send)
         if overflow:
-            await _refuse(send, too_large(received, self.max_bytes))
+            await refuse(send, too_large(received, self.max_bytes))
 
 
 async def _drain(receive: Receive) -> None:
@@ -87,7 +87,7 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-async def _refuse(send: Send, error: MoonbaseError) -> None:
+async def refuse(send: Send, error: MoonbaseError) -> None:
     body = json.dumps(error.body()).encode()
     await send(
         {
