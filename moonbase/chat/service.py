@@ -10,7 +10,6 @@ usage record.
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import AsyncGenerator
@@ -58,11 +57,7 @@ from moonbase.engines.base import (
     is_token_engine,
 )
 from moonbase.engines.llamacpp.chat_template import ChatTemplateError
-from moonbase.engines.upstream.engine import (
-    CHARS_PER_TOKEN,
-    TOKENS_PER_MESSAGE,
-    estimate_tokens,
-)
+from moonbase.engines.upstream.engine import estimate_tokens
 from moonbase.errors import BadRequestError, InternalError, MoonbaseError, token_limit_exceeded
 from moonbase.metrics import Metrics
 from moonbase.registry import ModelRegistry
@@ -72,7 +67,6 @@ from moonbase.schemas.chat import (
     ChatCompletionRequest,
     Choice,
     Message,
-    TextPart,
 )
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
@@ -521,16 +515,8 @@ async def _reasoning_shown(
 
 
 def estimate_message_tokens(messages: list[Message]) -> int:
-    """A prompt's size from its characters, before any templating (linear in
-    the messages; media are not decoded, so they are not counted here)."""
-    chars = 0
-    for message in messages:
-        content = message.content
-        if isinstance(content, str):
-            chars += len(content)
-        elif content is not None:
-            chars += sum(len(part.text) for part in content if isinstance(part, TextPart))
-        chars += len(message.reasoning_content or "")
-        for call in message.tool_calls or ():
-            chars += len(call.function.name) + len(call.function.arguments)
-    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
+    """A prompt's size from its characters, before any templating (the upstream
+    engine's estimate; media are not decoded here, so they are not counted)."""
+    return estimate_tokens(
+        [message.model_dump(include={"content", "tool_calls"}) for message in messages]
+    )
