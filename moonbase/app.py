@@ -102,7 +102,7 @@ def create_app(
         await billing.recover()  # charges a crashed process journaled, not committed
         blobs = open_blob_store(settings)
         files = FileService(database, blobs, settings.files)
-        media = MediaResolver(settings.media, files, settings.files)
+        media = MediaResolver(settings.media, files)
         chat_service = ChatService(
             registry, billing, media, settings.default_max_completion_tokens, metrics
         )
@@ -150,9 +150,12 @@ def create_app(
     # Added last, so outermost: even a refused body gets its request id.
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    register_error_handlers(app)
-    for module in (models, chat, files, batches, tokenizers, balance, admin):
-        app.include_router(module.router)
+    routers = [
+        module.router for module in (models, chat, files, batches, tokenizers, balance, admin)
+    ]
+    for router in routers:
+        app.include_router(router)
+    register_error_handlers(app, routers)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, object]:

@@ -5,7 +5,8 @@ nothing: (1) every reference is checked without fetching anything -- its
 scheme, a data URL's size from its length alone (a 20 MB data URL is never
 decoded), an ``ms://`` file's owner and purpose; (2) the model must read the
 kind of media; (3) the bytes are loaded (decoded, fetched over http(s) within
-a size and time budget, or read from the blob store) and proved by decoding.
+a size and time budget, or read from the blob store) and proved by decoding
+in the bounded inspection child (``FileService.inspect``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import ipaddress
 import math
 import socket
@@ -29,11 +29,9 @@ from moonbase.catalog import ServedModel
 from moonbase.chat.public_address import is_public
 from moonbase.engines.base import MediaInput
 from moonbase.errors import BadRequestError
-from moonbase.files.inspection import inspect_upload
-from moonbase.files.media import NotMedia, probe_image
 from moonbase.files.service import FileService
 from moonbase.schemas.chat import ImagePart, Message, VideoPart
-from moonbase.settings import FilesSettings, MediaSettings
+from moonbase.settings import MediaSettings
 from moonbase.store.tables import StoredFile
 
 MediaKind = Literal["image", "video"]
@@ -96,12 +94,9 @@ class _Checked:
 
 
 class MediaResolver:
-    def __init__(
-        self, settings: MediaSettings, files: FileService, inspection: FilesSettings
-    ) -> None:
+    def __init__(self, settings: MediaSettings, files: FileService) -> None:
         self.settings = settings
         self.files = files
-        self.inspection = inspection
         self.transport: httpx.AsyncBaseTransport | None = None  # tests put a mock here
 
     def _limit(self, kind: MediaKind) -> int:
@@ -183,28 +178,21 @@ class MediaResolver:
             return self._input(reference.kind, stored.content_type, data, stored.width or 0,
                                stored.height or 0, stored.duration_ms)  # fmt: skip
         data = item.data if item.data is not None else await self._fetch(reference)
-        if reference.kind == "image":
-            try:
-                found = await asyncio.to_thread(probe_image, io.BytesIO(data))
-            except NotMedia as error:
-                raise BadRequestError(
-                    f"{reference.where}: {error}", param=reference.where
-                ) from None
-            return self._input("image", found.content_type, data, found.width, found.height, None)
-        return await self._video(reference, data)
-
-    async def _video(self, reference: MediaReference, data: bytes) -> MediaInput:
-        # Videos are decoded by FFmpeg: in the inspection child process, as uploads are.
-        with tempfile.TemporaryDirectory(prefix="moonbase-video-") as folder:
-            path = Path(folder) / "video"
+        # Decoding is native code on untrusted bytes (a 10k x 10k PNG is 400 MB
+        # of pixels): it runs in the inspection child, bounded in memory, time
+        # and number like an upload's, never in the server process.
+        with tempfile.TemporaryDirectory(
+            prefix="moonbase-media-", dir=self.files.blobs.spool_dir
+        ) as folder:
+            path = Path(folder) / reference.kind
             await asyncio.to_thread(path.write_bytes, data)
-            found = await inspect_upload("video", path, "video", self.inspection)
+            found = await self.files.inspect(reference.kind, path, reference.kind)
         if found.status != "ready":
             raise BadRequestError(
-                f"{reference.where}: the file is not a valid video: {found.details}",
+                f"{reference.where}: the file is not a valid {reference.kind}: {found.details}",
                 param=reference.where,
             )
-        return self._input("video", found.content_type, data, found.width or 0,
+        return self._input(reference.kind, found.content_type, data, found.width or 0,
                            found.height or 0, found.duration_ms)  # fmt: skip
 
     @staticmethod

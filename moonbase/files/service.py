@@ -57,6 +57,12 @@ class FileService:
         # Each inspection child may use inspect_memory_mb: bound how many run.
         self._inspections = asyncio.Semaphore(settings.max_inspections)
 
+    async def inspect(self, purpose: str, path: Path, filename: str) -> Inspection:
+        """Read ``path`` in the bounded inspection child: at most
+        ``max_inspections`` run at once, for uploads and chat media alike."""
+        async with self._inspections:
+            return await inspect_upload(purpose, path, filename, self.settings)
+
     async def upload(
         self, account_id: str, body: AsyncIterator[bytes], content_type: str
     ) -> StoredFile:
@@ -95,10 +101,7 @@ class FileService:
             self._check_quota(await file_rows.totals(session, account_id), received.size)
         inspection = Inspection(status="ready", content_type=_declared_type(purpose))
         if purpose in INSPECTED_PURPOSES:
-            async with self._inspections:
-                inspection = await inspect_upload(
-                    purpose, received.path, received.filename, self.settings
-                )
+            inspection = await self.inspect(purpose, received.path, received.filename)
         if inspection.status == "refused":
             raise BadRequestError(
                 f"The file is not a valid {purpose}: {inspection.details}", param="file"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -12,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from moonbase.app import create_app
 from moonbase.chat.media import image_tokens, video_tokens
 from moonbase.engines.base import MediaInput
-from moonbase.settings import EMBEDDED_ENGINE, MediaSettings, Settings
+from moonbase.settings import EMBEDDED_ENGINE, FilesSettings, MediaSettings, Settings
 from moonbase.store.database import Database
 from tests.billing.accounts import funded_account
 from tests.fakes import ScriptedEngine
@@ -168,6 +171,43 @@ async def test_data_url_image_reaches_the_engine_and_is_counted(client: MediaCli
     )
     text_only = estimate.json()["data"]["total_tokens"]
     assert with_image.json()["data"]["total_tokens"] == text_only + 6
+
+
+async def test_images_are_decoded_in_the_bounded_child_not_the_server(
+    client: MediaClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moonbase.files import media, service
+
+    def in_the_server(*args: object) -> None:
+        raise AssertionError("an image was decoded in the server process")
+
+    monkeypatch.setattr(media, "probe_image", in_the_server)  # the child has its own
+    running, most, purposes = 0, 0, []
+    real = service.inspect_upload
+
+    async def counted(purpose: str, *args: Any) -> Any:
+        nonlocal running, most
+        running, most = running + 1, max(most, running + 1)
+        purposes.append(purpose)
+        try:
+            return await real(purpose, *args)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(service, "inspect_upload", counted)
+    requests = [
+        client.chat([image_part(data_url(documents.png(32 + i, 32))), TEXT]) for i in range(5)
+    ]
+    replies = await asyncio.gather(*requests)
+    assert [reply.status_code for reply in replies] == [200] * 5, replies[0].text
+    assert purposes == ["image"] * 5
+    assert most <= FilesSettings().max_inspections  # shared with uploads' bound
+    # A decompression bomb is refused by the child with the reason.
+    bomb_png = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(bomb_png, format="PNG")  # 144 Mpx in a few KB
+    bomb = await client.chat([image_part(data_url(bomb_png.getvalue())), TEXT])
+    assert bomb.status_code == 400
+    assert "at most 100,000,000 pixels" in bomb.json()["error"]["message"]
 
 
 async def test_text_model_refuses_images_naming_models_that_can(client: MediaClient) -> None:

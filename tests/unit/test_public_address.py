@@ -12,7 +12,7 @@ import pytest
 from moonbase.chat.media import MediaReference, MediaResolver
 from moonbase.chat.public_address import is_public
 from moonbase.errors import BadRequestError
-from moonbase.settings import FilesSettings, MediaSettings
+from moonbase.settings import MediaSettings
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ async def test_the_fetch_goes_to_the_address_that_was_checked(monkeypatch, tmp_p
 
     loop = asyncio.get_running_loop()
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
-    resolver = MediaResolver(MediaSettings(), None, FilesSettings())  # type: ignore[arg-type]
+    resolver = MediaResolver(MediaSettings(), None)  # type: ignore[arg-type]
     resolver.transport = httpx.MockTransport(handler)
     reference = MediaReference(key=(0, 0), kind="image", url="https://rebind.example/cat.png")
     assert await resolver._fetch(reference) == b"x"
@@ -75,7 +75,7 @@ async def test_a_name_with_any_private_address_is_refused(monkeypatch):
 
     loop = asyncio.get_running_loop()
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
-    resolver = MediaResolver(MediaSettings(), None, FilesSettings())  # type: ignore[arg-type]
+    resolver = MediaResolver(MediaSettings(), None)  # type: ignore[arg-type]
     reference = MediaReference(key=(0, 0), kind="image", url="http://mixed.example/a.png")
     with pytest.raises(BadRequestError):
         await resolver._fetch(reference)
