@@ -1,8 +1,11 @@
 """One exception hierarchy, rendered once as Moonshot's error body.
 
 Every error moonbase returns has the shape
-``{"error": {"message", "type", "code", "param"}}``. The classes mirror
-openai-python's so that client code maps them one to one.
+``{"error": {"message", "type", "code"?, "param"?}}``: ``code`` and ``param``
+appear only when they have a value, as on Moonshot's platform (its OpenAPI
+document types ``code`` as a string, never null; openai-python reads a
+missing one as None). The classes mirror openai-python's so that client code
+maps them one to one.
 """
 
 from __future__ import annotations
@@ -31,14 +34,12 @@ class MoonbaseError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "code": self.code,
-                "param": self.param,
-            }
-        }
+        error: dict[str, Any] = {"message": self.message, "type": self.error_type}
+        if self.code is not None:
+            error["code"] = self.code
+        if self.param is not None:
+            error["param"] = self.param
+        return {"error": error}
 
 
 class BadRequestError(MoonbaseError):

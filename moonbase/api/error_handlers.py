@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from moonbase.errors import (
     AuthenticationError,
@@ -64,7 +67,20 @@ def validation_error(exc: RequestValidationError) -> BadRequestError:
     return BadRequestError(detail, param=param)
 
 
-def register_error_handlers(app: FastAPI) -> None:
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
+    """Every method some route of this path answers, as an Allow header."""
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+def register_error_handlers(app: FastAPI, routers: Sequence[APIRouter] = ()) -> None:
+    """``routers``: the included routers, whose routes a 405's Allow names."""
+    routes = [route for router in routers for route in router.routes]
+
     @app.exception_handler(MoonbaseError)
     async def _moonbase(_: Request, exc: MoonbaseError) -> JSONResponse:
         return error_response(exc)
@@ -74,12 +90,20 @@ def register_error_handlers(app: FastAPI) -> None:
         return error_response(validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error: MoonbaseError
         if exc.status_code == 404:
             error = NotFoundError("Not found: no such route", code="route_not_found")
         elif exc.status_code == 405:
-            error = MethodNotAllowedError("Method not allowed on this route")
+            # RFC 9110 requires Allow on a 405. Starlette's names only the first
+            # route of the path (GET and POST /v1/files are two routes).
+            allow = allowed_methods([*routes, *request.app.router.routes], request.scope)
+            error = MethodNotAllowedError(
+                f"Method not allowed on this route; it allows {allow}"
+                if allow
+                else "Method not allowed on this route",
+                headers={"Allow": allow} if allow else None,
+            )
         elif exc.status_code == 401:
             error = AuthenticationError(str(exc.detail))
         elif exc.status_code < 500:

@@ -23,7 +23,7 @@ def render(stored: StoredFile) -> FileObject:
         filename=stored.filename,
         purpose=stored.purpose,
         status=stored.status,
-        status_details=stored.status_details,
+        status_details=stored.status_details or "",
     )
 
 

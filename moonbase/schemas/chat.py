@@ -16,8 +16,11 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationInfo,
+    field_validator,
     model_serializer,
 )
+from pydantic_core import PydanticCustomError
 
 from moonbase import bounds
 from moonbase.schemas.base import StrictWireModel, WireModel
@@ -63,13 +66,25 @@ class ToolCall(WireModel):
 
 class Message(WireModel):
     role: Literal["system", "user", "assistant", "tool"]
-    # Assistant turns that carry tool calls or reasoning may have no content.
-    content: StrictStr | list[ContentPart] | None = None
+    # The spec requires content; only assistant turns (which may carry just
+    # tool calls or reasoning) may leave it out. validate_default runs the
+    # check when the field is missing.
+    content: StrictStr | list[ContentPart] | None = Field(None, validate_default=True)
     name: StrictStr | None = None
     partial: StrictBool = False
     reasoning_content: StrictStr | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: StrictStr | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_unless_assistant(
+        cls, content: str | list[Any] | None, info: ValidationInfo
+    ) -> str | list[Any] | None:
+        role = info.data.get("role")
+        if content is None and role is not None and role != "assistant":
+            raise PydanticCustomError("missing", "Field required")
+        return content
 
 
 class FunctionDefinition(WireModel):

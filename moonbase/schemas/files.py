@@ -18,7 +18,8 @@ class FileObject(WireModel):
     filename: str
     purpose: str
     status: str
-    status_details: str | None = None
+    # Always a string, as the spec types it: "" when there is nothing to say.
+    status_details: str = ""
 
 
 class FileList(WireModel):
