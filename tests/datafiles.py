@@ -54,3 +54,34 @@ def mfjs_lines(file_name: str) -> list[tuple[str, int, str]]:
 def valid_mfjs_schemas() -> list[Any]:
     """Every schema the conformance vectors say a validator accepts."""
     return [json.loads(line) for _, _, line in mfjs_lines("valid.jsonl")]
+
+
+KIMI_CLI_TOOLS = DATA / "kimi-cli" / "tools-1.52.0.json"
+MCP_FILESYSTEM_TOOLS = DATA / "mcp" / "server-filesystem-2026.8.31.json"
+
+
+def kimi_cli_tools() -> list[dict[str, Any]]:
+    """The tools kimi-cli 1.52.0 sends, in OpenAI's tools format, as recorded."""
+    tools: list[dict[str, Any]] = json.loads(_existing(KIMI_CLI_TOOLS).read_text("utf-8"))
+    if not tools:
+        raise MissingTestData(f"no tools in {KIMI_CLI_TOOLS}")
+    return tools
+
+
+def mcp_filesystem_tools() -> list[dict[str, Any]]:
+    """The reference MCP filesystem server's tools as OpenAI tools (inputSchema
+    becomes parameters, as MCP clients hand them to a chat API)."""
+    listed = json.loads(_existing(MCP_FILESYSTEM_TOOLS).read_text("utf-8"))
+    if not listed:
+        raise MissingTestData(f"no tools in {MCP_FILESYSTEM_TOOLS}")
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "description": tool.get("description", ""),
+                "parameters": tool["inputSchema"],
+            },
+        }
+        for tool in listed
+    ]

@@ -1,12 +1,21 @@
 """Moonshot Flavored JSON Schema (MFJS): the schema subset Moonshot's API accepts.
 
 MFJS is what ``response_format.json_schema.schema`` and tool ``parameters`` may
-use. The rules carry over those of Moonshot's reference validator (walle) as
-its conformance vectors pin them (``tests/data/mfjs``): seven types,
-``type`` as a string or a list, keywords only where they fit the type, ``$defs``
-and ``$id`` at the root only, ``$ref`` only to ``#`` or ``#/$defs/...``, nothing
-beside ``anyOf``/``$ref`` but a description or title, bounded nesting, and no
+use. The rules carry over those of Moonshot's reference validator (walle):
+seven types, ``type`` as a string or a list, keywords only where they fit the
+type, ``$ref`` only to ``#`` or ``#/$defs/...``, bounded nesting, and no
 recursion that could never end.
+
+walle has levels (tests/data/mfjs/LEVELS.md). ``STRICT`` is what Moonshot's
+server requires, and what requests are checked at: it lets through keywords
+it does not know (``format``, ``examples``, ``$schema``...), anything beside
+``anyOf``/``$ref`` (pydantic's ``{"anyOf": [...], "default": null}``),
+duplicate ``type``/``required`` entries, ``required`` without an object type,
+and ``$defs``/``$id`` below the root. ``TEST`` is the level the conformance
+vectors were written for, and refuses all of those. What STRICT lets through
+but a grammar cannot use is set aside by the embedded engine
+(``engines/llamacpp/json_grammar.for_generation``), never here: the schema
+stays as the client sent it.
 """
 
 from __future__ import annotations
@@ -14,8 +23,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, cast
+
+
+class Level(Enum):
+    STRICT = "strict"  # Moonshot's server: what requests are validated at
+    TEST = "test"  # walle's conformance vectors (its ultra checks included)
+
 
 # The reference runs its conformance suite with a depth limit of 5 (its server
 # default is 10); the vectors refuse schemas nested 7 deep, so 5 it is.
@@ -91,6 +107,12 @@ _VALUE_RULES: Mapping[str, tuple[str, Callable[[Any], bool]]] = MappingProxyType
 )
 
 
+# The server takes empty names in `required` (only TEST refuses them).
+_SERVER_VALUE_RULES: Mapping[str, tuple[str, Callable[[Any], bool]]] = MappingProxyType(
+    {**_VALUE_RULES, "required": ("an array of property names", lambda v: _list_of(v, str))}
+)
+
+
 class SchemaError(ValueError):
     """A schema outside MFJS: names the offending keyword and where it is."""
 
@@ -101,22 +123,22 @@ class SchemaError(ValueError):
         self.path = path
 
 
-def parse_and_validate(text: str) -> dict[str, Any]:
+def parse_and_validate(text: str, level: Level = Level.STRICT) -> dict[str, Any]:
     """json.loads the text, then validate_schema; return the schema."""
     try:
         schema = json.loads(text, parse_constant=_finite_float, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise _err("#", None, f"the schema is not valid JSON ({exc}); send a JSON object") from exc
-    validate_schema(schema)
+    validate_schema(schema, level)
     return cast(dict[str, Any], schema)
 
 
-def validate_schema(schema: object) -> None:
-    """Raise SchemaError unless `schema` (already-parsed JSON) is a valid MFJS schema."""
+def validate_schema(schema: object, level: Level = Level.STRICT) -> None:
+    """Raise SchemaError unless `schema` (already-parsed JSON) is valid MFJS at `level`."""
     if not isinstance(schema, dict):
         raise _err("#", None, f"the schema must be a JSON object, not {_show(schema)}")
     try:
-        _Run(schema).validate()
+        _Run(schema, level is Level.TEST).validate()
     except RecursionError as exc:  # a pathological document must not become a server error
         raise _err("#", None, "the schema is nested too deeply") from exc
 
@@ -124,8 +146,9 @@ def validate_schema(schema: object) -> None:
 class _Run:
     """One validation: the root, which `$ref` resolves against, and the references met."""
 
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any], pedantic: bool) -> None:
         self.root = root
+        self.pedantic = pedantic  # Level.TEST: walle's checks beyond the server's
         self.targets: dict[str, dict[str, Any]] = {}
         self.ref_sites: list[tuple[str, str]] = []
         self.checked: set[int] = set()
@@ -141,18 +164,20 @@ class _Run:
 
     def check(self, node: dict[str, Any], path: str) -> None:
         self.checked.add(id(node))
-        at_root = path == "#"
-        _check_keywords(node, path, at_root)
-        types = _check_type(node, path)
-        _check_fit(node, path, types, at_root)
-        for keyword in sorted(_VALUE_RULES.keys() & node.keys()):
-            said, test = _VALUE_RULES[keyword]
+        at_root, pedantic = path == "#", self.pedantic
+        if pedantic:
+            _check_keywords(node, path, at_root)
+        types = _check_type(node, path, pedantic)
+        _check_fit(node, path, types, at_root or not pedantic, pedantic)
+        rules = _VALUE_RULES if pedantic else _SERVER_VALUE_RULES
+        for keyword in sorted(rules.keys() & node.keys()):
+            said, test = rules[keyword]
             if not test(node[keyword]):
                 raise _err(path, keyword, f"{keyword} must be {said}")
         _check_bounds(node, path, types)
         _check_enum(node, path, types)
-        _check_names(node, path)
-        _check_required(node, path, types)
+        _check_names(node, path, pedantic)
+        _check_required(node, path, types, pedantic)
         if "$ref" in node:
             self.targets[node["$ref"]] = self.resolve(node["$ref"], path)
             self.ref_sites.append((path, node["$ref"]))
@@ -272,7 +297,7 @@ def _check_keywords(node: dict[str, Any], path: str, at_root: bool) -> None:
         raise _err(path, misplaced[0], f"keyword {misplaced[0]} must be at root level; move it")
 
 
-def _check_type(node: dict[str, Any], path: str) -> list[str] | None:
+def _check_type(node: dict[str, Any], path: str, pedantic: bool) -> list[str] | None:
     if "type" not in node:
         return None
     names = [node["type"]] if isinstance(node["type"], str) else node["type"]
@@ -283,14 +308,21 @@ def _check_type(node: dict[str, Any], path: str) -> list[str] | None:
     for name in names:
         if not isinstance(name, str) or name not in TYPES:
             raise _err(path, "type", f"invalid type {_show(name)}; use one of {sorted(TYPES)}")
-    if len(set(names)) < len(names):
+    if pedantic and len(set(names)) < len(names):
         raise _err(path, "type", "duplicate types in type array; list each type once")
-    return names
+    return list(dict.fromkeys(names))
 
 
-def _check_fit(node: dict[str, Any], path: str, types: list[str] | None, at_root: bool) -> None:
-    """Refuse keywords that do not belong beside the node's type, anyOf or $ref."""
+def _check_fit(
+    node: dict[str, Any], path: str, types: list[str] | None, root_keys_ok: bool, pedantic: bool
+) -> None:
+    """Refuse keywords that do not belong beside the node's type, anyOf or $ref.
+
+    Below TEST, anything may stand beside anyOf/$ref, and keywords MFJS does
+    not know are not judged (generation_schema sets both aside)."""
     anchor = next((keyword for keyword in ("anyOf", "$ref") if keyword in node), None)
+    if anchor and not pedantic:
+        return
     home = "anyOf items" if anchor == "anyOf" else "the referenced schema"
     if anchor and types:
         raise _err(path, "type", f"when using {anchor}, type should be defined in {home}")
@@ -300,11 +332,13 @@ def _check_fit(node: dict[str, Any], path: str, types: list[str] | None, at_root
     elif types:
         allowed = frozenset.intersection(*(_KEYWORDS_BY_TYPE[name] for name in types))
         if len(types) > 1:  # a type list takes annotations only, or an enum for "X or null"
-            allowed &= _ANNOTATIONS | ({"type", "enum"} if len(types) == 2 else {"type"})
+            common = _ANNOTATIONS if pedantic else _ANNOTATIONS | {"default"}
+            allowed &= common | ({"type", "enum"} if len(types) == 2 else {"type"})
         where = f"in combination with type {_show(node['type'])}; remove them or change it"
     else:
         return
-    wrong = sorted(set(node) - allowed - (_ROOT_ONLY if at_root else set()))
+    judged = set(node) if pedantic else set(node) & _SUPPORTED
+    wrong = sorted(judged - allowed - (_ROOT_ONLY if root_keys_ok else set()))
     if wrong:
         raise _err(path, wrong[0], f"invalid keywords: {', '.join(wrong)} not allowed {where}")
 
@@ -330,9 +364,9 @@ def _check_enum(node: dict[str, Any], path: str, types: list[str] | None) -> Non
             raise _err(path, "enum", f"enum value {_show(value)} is not of type {_show(types)}")
 
 
-def _check_names(node: dict[str, Any], path: str) -> None:
+def _check_names(node: dict[str, Any], path: str, pedantic: bool) -> None:
     for name in node.get("properties", {}):
-        if not name:
+        if not name and pedantic:
             raise _err(path, "properties", "property name cannot be empty")
         if name in _RESERVED_NAMES:
             raise _err(path, "properties", f"property name {name!r} is reserved for JSON Schema")
@@ -343,13 +377,17 @@ def _check_names(node: dict[str, Any], path: str) -> None:
             raise _err(path, "$defs", "$defs names cannot be empty or contain '/' character")
 
 
-def _check_required(node: dict[str, Any], path: str, types: list[str] | None) -> None:
+def _check_required(
+    node: dict[str, Any], path: str, types: list[str] | None, pedantic: bool
+) -> None:
     required = node.get("required", [])
     if not required:  # an empty list asks for nothing, so it fits anywhere
         return
-    if len(set(required)) < len(required):
+    if pedantic and len(set(required)) < len(required):
         raise _err(path, "required", "duplicate items in required array")
     if types != ["object"]:
+        if not pedantic:  # the server ignores it: only an object has properties
+            return
         raise _err(path, "required", 'required keyword must be used with "type": "object"')
     if "properties" not in node:
         raise _err(path, "required", "'properties' keyword is missing; describe them there")

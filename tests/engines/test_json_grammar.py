@@ -9,11 +9,12 @@ from moonbase.engines.llamacpp.json_grammar import (
     MAX_MINIMUM,
     GrammarError,
     JsonBounds,
+    for_generation,
     json_grammar,
 )
 from moonbase.engines.llamacpp.model_file import default_model_path
 from moonbase.engines.llamacpp.sampler import compile_grammar
-from tests.datafiles import valid_mfjs_schemas
+from tests.datafiles import kimi_cli_tools, mcp_filesystem_tools, valid_mfjs_schemas
 
 
 def valid_vector_schemas() -> list[dict]:
@@ -142,3 +143,56 @@ def test_recursive_references_compile(vocab):
         },
     ):
         llama_cpp.llama_sampler_free(compile_grammar(vocab, json_grammar(schema)))
+
+
+def test_annotations_are_dropped_for_generation_but_property_names_are_not():
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Params",
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "title": "Title", "examples": ["x"]},
+            "default": {"type": "string", "format": "uri", "default": "y"},
+        },
+    }
+    assert for_generation(schema) == {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "default": {"type": "string"}},
+    }
+
+
+def test_const_becomes_a_one_value_enum():
+    assert for_generation({"const": "x", "type": "string"}) == {"enum": ["x"], "type": "string"}
+
+
+def test_keywords_beside_anyof_are_folded_into_each_branch():
+    folded = for_generation(
+        {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "maxLength": 5}
+    )
+    assert folded == {
+        "anyOf": [{"type": "string", "maxLength": 5}, {"type": "null", "maxLength": 5}]
+    }
+    # a conjunction: bounds tighten, types intersect, a branch nothing fits goes
+    assert for_generation(
+        {"anyOf": [{"type": "string", "maxLength": 9}, {"type": "number"}], "maxLength": 5}
+    )["anyOf"][0] == {"type": "string", "maxLength": 5}
+    assert for_generation(
+        {"anyOf": [{"type": "string"}, {"type": "number"}], "type": "integer"}
+    ) == {"anyOf": [{"type": "integer"}]}
+
+
+def test_keywords_beside_ref_are_ignored_for_generation():
+    assert for_generation({"$ref": "#/$defs/Unit", "default": "c", "minLength": 1}) == {
+        "$ref": "#/$defs/Unit"
+    }
+
+
+@pytest.mark.parametrize(
+    "tools",
+    [kimi_cli_tools, mcp_filesystem_tools],
+    ids=["kimi-cli-1.52", "mcp-filesystem"],
+)
+def test_recorded_client_tool_schemas_compile_in_llama_cpp(vocab, tools):
+    for tool in tools():
+        grammar = json_grammar(tool["function"]["parameters"])
+        llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))

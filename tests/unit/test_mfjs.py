@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moonbase.chat.mfjs import SchemaError, parse_and_validate, validate_schema
+from moonbase.chat.mfjs import Level, SchemaError, parse_and_validate, validate_schema
 from tests.datafiles import mfjs_lines
 
 
@@ -22,9 +22,9 @@ VALID = vectors("valid.jsonl")
 INVALID = vectors("invalid.jsonl")
 
 
-def refusal(schema: object) -> SchemaError:
+def refusal(schema: object, level: Level = Level.STRICT) -> SchemaError:
     with pytest.raises(SchemaError) as caught:
-        validate_schema(schema)
+        validate_schema(schema, level)
     return caught.value
 
 
@@ -35,24 +35,26 @@ def test_the_vectors_are_there():
 
 @pytest.mark.parametrize("line", VALID)
 def test_valid_vector_is_accepted(line: str):
-    validate_schema(json.loads(line))
-    assert parse_and_validate(line) == json.loads(line)
+    validate_schema(json.loads(line), Level.TEST)
+    assert parse_and_validate(line, Level.TEST) == json.loads(line)
 
 
 @pytest.mark.parametrize("line", INVALID)
 def test_invalid_vector_is_refused(line: str):
     case = json.loads(line)
     with pytest.raises(SchemaError) as caught:
-        parse_and_validate(case["schema"])
+        parse_and_validate(case["schema"], Level.TEST)
     if case["unmarshal"]:  # not JSON at all: nothing in it to point at
         assert (caught.value.keyword, caught.value.path) == (None, "#")
 
 
-def test_an_unsupported_keyword_is_named_with_its_place():
-    error = refusal({"type": "object", "properties": {"a": {"type": "string", "format": "x"}}})
+def test_an_unsupported_keyword_is_named_with_its_place_at_the_vectors_level():
+    schema = {"type": "object", "properties": {"a": {"type": "string", "format": "x"}}}
+    error = refusal(schema, Level.TEST)
     assert (error.keyword, error.path) == ("format", "#/properties/a")
     assert "'format'" in str(error) and "#/properties/a" in str(error)
     assert isinstance(error, ValueError)
+    validate_schema(schema)  # the server's level does not judge keywords it does not know
 
 
 def test_pattern_is_tolerated_on_strings_only():
@@ -68,12 +70,20 @@ def test_pattern_is_tolerated_on_strings_only():
         ({"type": "object", "minLength": 1}, "minLength"),
         ({"type": "array", "properties": {}}, "properties"),
         ({"type": "string", "minItems": 1}, "minItems"),
-        ({"type": ["string", "null"], "default": None}, "default"),
     ],
 )
 def test_keywords_must_fit_the_type(schema: dict[str, Any], keyword: str):
-    error = refusal(schema)
-    assert (error.keyword, error.path) == (keyword, "#")
+    for level in Level:
+        error = refusal(schema, level)
+        assert (error.keyword, error.path) == (keyword, "#")
+        assert "invalid keywords" in str(error)
+
+
+def test_a_default_beside_a_type_list_is_refused_only_at_the_vectors_level():
+    schema = {"type": ["string", "null"], "default": None}
+    validate_schema(schema)
+    error = refusal(schema, Level.TEST)
+    assert (error.keyword, error.path) == ("default", "#")
     assert "invalid keywords" in str(error)
 
 
@@ -89,11 +99,15 @@ def test_errors_inside_definitions_point_into_defs():
     assert (error.keyword, error.path) == ("required", "#/$defs/User")
 
 
-def test_siblings_of_anyof_and_ref_are_refused():
-    error = refusal({"properties": {"v": {"anyOf": [{"type": "string"}], "default": "x"}}})
+def test_siblings_of_anyof_and_ref_are_refused_only_at_the_vectors_level():
+    beside_anyof = {"properties": {"v": {"anyOf": [{"type": "string"}], "default": "x"}}}
+    error = refusal(beside_anyof, Level.TEST)
     assert (error.keyword, error.path) == ("default", "#/properties/v")
-    error = refusal({"properties": {"v": {"$ref": "#", "type": "object"}}})
+    beside_ref = {"properties": {"v": {"$ref": "#", "type": "object"}}}
+    error = refusal(beside_ref, Level.TEST)
     assert (error.keyword, error.path) == ("type", "#/properties/v")
+    validate_schema(beside_anyof)
+    validate_schema(beside_ref)
 
 
 def test_a_recursion_that_cannot_end_points_at_the_reference():
@@ -148,3 +162,78 @@ def test_any_json_is_either_accepted_or_refused_with_schema_error(value: object)
         validate_schema(value)
     except SchemaError as error:
         assert error.path.startswith("#")
+
+
+# The invalid vectors that Moonshot's server level accepts, each with the
+# check that only walle's TEST (ultra) level makes (tests/data/mfjs/LEVELS.md).
+BESIDE_ANYOF = "keywords beside anyOf"
+BESIDE_REF = "keywords beside $ref"
+EMPTY_NAME = "an empty property name"
+ID_BELOW_ROOT = "$id below the root"
+UNKNOWN_KEYWORD = "a keyword MFJS does not know"
+ACCEPTED_ONLY_AT_THE_SERVER_LEVEL = {
+    "TestAnyOf:5": BESIDE_ANYOF,
+    "TestAnyOf:7": BESIDE_ANYOF,
+    "TestAnyOf:8": BESIDE_ANYOF,
+    "TestAnyOf:9": BESIDE_ANYOF,
+    "TestAnyOf:10": BESIDE_ANYOF,
+    "TestBasicTypes:14": EMPTY_NAME,
+    "TestBasicTypes:23": BESIDE_REF,
+    "TestBasicTypes:24": BESIDE_REF,
+    "TestBasicTypes:45": ID_BELOW_ROOT,
+    "TestBasicTypes:46": ID_BELOW_ROOT,
+    "TestEnforcerCases:2": UNKNOWN_KEYWORD,
+    "TestEnforcerCases:3": UNKNOWN_KEYWORD,
+    "TestEnforcerCases:4": BESIDE_ANYOF,
+    "TestEnforcerCases:5": UNKNOWN_KEYWORD,
+    "TestEnforcerCases:6": UNKNOWN_KEYWORD,
+    "TestKeywordsValidation:7": BESIDE_ANYOF,
+    "TestKeywordsValidation:8": BESIDE_ANYOF,
+    "TestKeywordsValidation:9": BESIDE_ANYOF,
+    "TestReferences:6": BESIDE_REF,
+    "TestReferences:8": BESIDE_REF,
+    "TestReferences:9": BESIDE_REF,
+    "TestReferences:17": BESIDE_ANYOF,
+    "TestTypeLocation:1": BESIDE_ANYOF,
+}
+_WORDING = {
+    BESIDE_ANYOF: "anyOf",
+    BESIDE_REF: "$ref",
+    EMPTY_NAME: "property name cannot be empty",
+    ID_BELOW_ROOT: "must be at root level",
+    UNKNOWN_KEYWORD: "unsupported keywords",
+}
+
+
+def test_exactly_the_listed_invalid_vectors_pass_at_the_server_level():
+    accepted = {}
+    for suite, number, line in mfjs_lines("invalid.jsonl"):
+        case = json.loads(line)
+        if case["unmarshal"]:
+            continue
+        schema = json.loads(case["schema"])
+        try:
+            validate_schema(schema, Level.STRICT)
+        except SchemaError:
+            continue
+        accepted[f"{suite}:{number}"] = str(refusal(schema, Level.TEST))
+    assert set(accepted) == set(ACCEPTED_ONLY_AT_THE_SERVER_LEVEL)
+    for vector, reason in ACCEPTED_ONLY_AT_THE_SERVER_LEVEL.items():
+        assert _WORDING[reason] in accepted[vector], (vector, accepted[vector])
+
+
+def test_pydantic_optional_fields_pass_at_the_server_level_only():
+    from pydantic import BaseModel
+
+    class Params(BaseModel):
+        path: str
+        limit: int | None = None
+
+    schema = Params.model_json_schema()
+    assert schema["properties"]["limit"] == {
+        "anyOf": [{"type": "integer"}, {"type": "null"}],
+        "default": None,
+        "title": "Limit",
+    }
+    validate_schema(schema)
+    assert refusal(schema, Level.TEST).keyword == "default"

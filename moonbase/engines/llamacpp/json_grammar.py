@@ -10,6 +10,15 @@ admits still validates against the schema (a bound never goes below a
 schema's own minimum); it is a subset of the valid outputs, not a change of
 meaning. The bounds are engine settings: raise them for a larger model.
 
+Schemas are checked at the level Moonshot's server uses (chat/mfjs.py,
+Level.STRICT), which lets through what a grammar cannot use; that is set
+aside first (``for_generation``): annotations (``default``, ``examples``,
+``format``, ``$schema``, ``title``...) are dropped, ``const`` becomes a
+one-value ``enum``, keywords beside ``anyOf`` are folded into each branch
+(a conjunction distributes over a disjunction, so the meaning is kept) and
+keywords beside ``$ref`` are ignored for generation. The client's schema
+itself is never changed: arguments are checked against it as sent.
+
 Two faults of llama-cpp-python's converter are corrected on the way:
 literals are not backslash-escaped for GBNF (a key like ``a\\n`` or an emoji
 key came out wrong), and ``enum`` is ignored when ``type`` is a list.
@@ -116,7 +125,7 @@ def json_grammar(schema: dict[str, Any] | None, bounds: JsonBounds | None = None
     """GBNF for one JSON object (matching ``schema`` when given)."""
     bounds = bounds or JsonBounds()
     root = _without_root_references(
-        copy.deepcopy(schema) if schema is not None else {"type": "object"}
+        for_generation(schema) if schema is not None else {"type": "object"}
     )
     try:
         converter = _Converter(bounds)
@@ -126,6 +135,101 @@ def json_grammar(schema: dict[str, Any] | None, bounds: JsonBounds | None = None
     except Exception as exc:  # the converter raises plain exceptions on schemas it lacks
         raise GrammarError(f"cannot turn this JSON schema into a grammar: {exc}") from exc
     return _cap_repetitions(grammar.replace(_LOOSE_STRING_CHAR, _JSON_STRING_CHAR), bounds)
+
+
+# Keywords that describe a value without constraining it (or, as `format`,
+# constrain it in a way MFJS does not promise): a grammar has no use for them.
+_ANNOTATIONS = frozenset(
+    {
+        "default", "examples", "example", "format", "$schema", "$id", "$comment", "title",
+        "description", "deprecated", "readOnly", "writeOnly", "contentMediaType",
+        "contentEncoding",
+    }
+)  # fmt: skip
+# Keywords whose value maps names to schemas (the names are not keywords) or
+# holds data (never a schema, so never walked).
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+_DATA = frozenset({"enum", "const", "required"})
+_LOWER_BOUNDS = frozenset({"minimum", "minLength", "minItems"})
+_UPPER_BOUNDS = frozenset({"maximum", "maxLength", "maxItems"})
+
+
+def for_generation(schema: Any) -> Any:
+    """A copy of ``schema`` with what a grammar cannot use set aside (see above)."""
+    if isinstance(schema, list):
+        return [for_generation(item) for item in schema]
+    if not isinstance(schema, dict):
+        return copy.deepcopy(schema)
+    node: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            node[key] = {name: for_generation(sub) for name, sub in value.items()}
+        elif key in _DATA:
+            node[key] = copy.deepcopy(value)
+        else:
+            node[key] = for_generation(value)
+    if "const" in node:
+        constant = node.pop("const")
+        node["enum"] = [v for v in node.get("enum", [constant]) if v == constant] or [constant]
+    definitions = {key: node.pop(key) for key in ("$defs", "definitions") if key in node}
+    if "$ref" in node:
+        return {"$ref": node["$ref"], **definitions}
+    if isinstance(node.get("anyOf"), list) and len(node) > 1:
+        siblings = {key: value for key, value in node.items() if key != "anyOf"}
+        folded = [_conjunction(branch, siblings) for branch in node["anyOf"]]
+        node = {"anyOf": [branch for branch in folded if branch is not None] or node["anyOf"]}
+    return {**node, **definitions}
+
+
+def _conjunction(branch: Any, siblings: dict[str, Any]) -> dict[str, Any] | None:
+    """``branch`` and ``siblings`` both, as one schema; None if nothing fits both.
+
+    Where one keyword cannot say both (two ``properties``, a ``$ref``), the
+    branch's own stands and the sibling is ignored for generation."""
+    if not isinstance(branch, dict) or "$ref" in branch or "anyOf" in branch:
+        return branch if isinstance(branch, dict) else None
+    merged = dict(branch)
+    for key, value in siblings.items():
+        if key not in merged:
+            merged[key] = value
+        elif key == "type":
+            common = _common_types(merged["type"], value)
+            if not common:
+                return None
+            merged["type"] = common[0] if len(common) == 1 else common
+        elif key in _LOWER_BOUNDS | _UPPER_BOUNDS and _is_number(value):
+            pick = max if key in _LOWER_BOUNDS else min
+            merged[key] = pick(merged[key], value) if _is_number(merged[key]) else value
+        elif key == "enum" and isinstance(value, list) and isinstance(merged[key], list):
+            merged[key] = [item for item in merged[key] if item in value]
+            if not merged[key]:
+                return None
+    return merged
+
+
+def _common_types(one: Any, other: Any) -> list[str]:
+    """Types both allow (an integer is a number)."""
+    first = one if isinstance(one, list) else [one]
+    second = other if isinstance(other, list) else [other]
+    common: list[str] = []
+    for kind in first:
+        for also in second:
+            meet = (
+                kind
+                if kind == also
+                else "integer"
+                if {kind, also} == {"integer", "number"}
+                else None
+            )
+            if meet is not None and meet not in common:
+                common.append(meet)
+    return common
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _SELF = "moonbase-root"
