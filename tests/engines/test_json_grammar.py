@@ -196,3 +196,37 @@ def test_recorded_client_tool_schemas_compile_in_llama_cpp(vocab, tools):
     for tool in tools():
         grammar = json_grammar(tool["function"]["parameters"])
         llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))
+
+
+def _as_regex(rule_body: str) -> re.Pattern[str]:
+    """A digit-range rule body as a Python regex (its literals are digits and '-')."""
+    return re.compile("^(?:" + rule_body.replace('"', "").replace(" ", "") + ")$")
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(30, 3600), (0, 10), (1, 14), (-5, 5), (-3600, -30), (1, 1), (99, 1000), (123, 98765)],
+)
+def test_integer_bounds_become_exact_digit_ranges(low: int, high: int):
+    grammar = json_grammar(
+        {
+            "type": "object",
+            "properties": {"n": {"type": "integer", "minimum": low, "maximum": high}},
+        }
+    )
+    body = rule(grammar, "n-kv").split("::=", 1)[1]
+    ranged = re.search(r"space (\w[\w-]*)$", body.strip())
+    assert ranged is not None, body
+    digits = rule(grammar, ranged.group(1)).split("::=", 1)[1].strip().removesuffix("space")
+    pattern = _as_regex(digits.strip())
+    wrong = [
+        n for n in range(low - 200, high + 200) if bool(pattern.match(str(n))) != (low <= n <= high)
+    ]
+    assert not wrong, wrong[:5]
+
+
+def test_a_bounded_number_takes_the_integers_in_its_range(vocab):
+    grammar = json_grammar({"type": "number", "minimum": 0.5, "maximum": 3.5})
+    pattern = _as_regex(rule(grammar, "root").split("::=", 1)[1].strip().removesuffix("space"))
+    assert [n for n in range(-5, 10) if pattern.match(str(n))] == [1, 2, 3]
+    llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))

@@ -19,19 +19,23 @@ one-value ``enum``, keywords beside ``anyOf`` are folded into each branch
 keywords beside ``$ref`` are ignored for generation. The client's schema
 itself is never changed: arguments are checked against it as sent.
 
-Two faults of llama-cpp-python's converter are corrected on the way:
+Three faults of llama-cpp-python's converter are corrected on the way:
 literals are not backslash-escaped for GBNF (a key like ``a\\n`` or an emoji
-key came out wrong), and ``enum`` is ignored when ``type`` is a list.
+key came out wrong), ``enum`` is ignored when ``type`` is a list, and
+``minimum``/``maximum`` are ignored (kimi-cli's ``timeout`` of 30..3600 came
+back as 3000000000000000): bounded integers and numbers get a digit-range
+rule here (a bounded number takes the integers in its range).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from llama_cpp.llama_grammar import INVALID_RULE_CHARS_RE, SchemaConverter
+from llama_cpp.llama_grammar import INVALID_RULE_CHARS_RE, RESERVED_NAMES, SchemaConverter
 
 
 class GrammarError(ValueError):
@@ -64,6 +68,13 @@ class _Converter(SchemaConverter):
         super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         self._bounds = bounds
         self._declared: list[list[str]] = []  # property names of the objects being built
+
+    def visit(self, schema: Any, name: str) -> str:
+        ranged = _ranged_integers(schema) if isinstance(schema, dict) else None
+        if ranged is not None:
+            rule_name = name + "-" if name in RESERVED_NAMES else name or "root"
+            return str(self._add_rule(rule_name, f"({ranged}) space"))
+        return str(super().visit(schema, name))
 
     def _format_literal(self, literal: str) -> str:
         return '"' + _LITERAL_ESCAPES.sub(lambda m: _ESCAPED[m.group(0)], literal) + '"'
@@ -115,6 +126,62 @@ class _Converter(SchemaConverter):
             return body if _END in node else body + "?"
 
         return f'"\\"" {branch(trie)} "\\"" space'
+
+
+def _ranged_integers(schema: dict[str, Any]) -> str | None:
+    """GBNF for the integers within a numeric schema's minimum and maximum;
+    None when the schema has no bounds (or, for a number, no integer fits)."""
+    if schema.get("type") not in ("integer", "number") or _COMBINED & schema.keys():
+        return None
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if not (_is_number(low) or _is_number(high)):
+        return None
+    low = math.ceil(low) if _is_number(low) else None
+    high = math.floor(high) if _is_number(high) else None
+    if low is not None and high is not None and low > high:
+        return None  # e.g. a number in [0.1, 0.9]: left to the model
+    parts: list[str] = []
+    if high is None or high >= 0:
+        parts += _naturals(max(low, 0) if low is not None else 0, high)
+    if low is None or low < 0:  # -k for k in [max(1, -high), -low]
+        least = max(1, -high) if high is not None else 1
+        most = -low if low is not None else None
+        if most is None or least <= most:
+            parts += [f'"-" {part}' for part in _naturals(least, most)]
+    return " | ".join(f"({part})" for part in parts)
+
+
+def _naturals(low: int, high: int | None) -> list[str]:
+    """GBNF sequences that together match the decimal integers low..high
+    (no leading zeros; high None: no upper bound)."""
+    parts: list[str] = []
+    longest = len(str(high if high is not None else low))
+    for length in range(len(str(low)), longest + 1):
+        start = low if length == len(str(low)) else 10 ** (length - 1)
+        end = high if high is not None and length == longest else 10**length - 1
+        if start <= end:
+            parts += _digits_between(str(start), str(end))
+    if high is None:  # every longer number
+        parts.append(" ".join(["[1-9]", *["[0-9]"] * longest, "[0-9]*"]))
+    return parts
+
+
+def _digits_between(low: str, high: str) -> list[str]:
+    """Sequences matching the digit strings from ``low`` to ``high`` (same length)."""
+    if low == high:
+        return [f'"{low}"']
+    if len(low) == 1:
+        return [f"[{low}-{high}]"]
+    rest = len(low) - 1
+    if low == "0" * len(low) and high == "9" * len(high):
+        return [" ".join(["[0-9]"] * len(low))]
+    if low[0] == high[0]:
+        return [f'"{low[0]}" {part}' for part in _digits_between(low[1:], high[1:])]
+    parts = [f'"{low[0]}" {part}' for part in _digits_between(low[1:], "9" * rest)]
+    if int(low[0]) + 1 <= int(high[0]) - 1:
+        parts.append(" ".join([f"[{int(low[0]) + 1}-{int(high[0]) - 1}]", *["[0-9]"] * rest]))
+    parts += [f'"{high[0]}" {part}' for part in _digits_between("0" * rest, high[1:])]
+    return parts
 
 
 def _class_escape(char: str) -> str:
