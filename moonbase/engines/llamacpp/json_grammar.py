@@ -133,11 +133,11 @@ def _ranged_integers(schema: dict[str, Any]) -> str | None:
     None when the schema has no bounds (or, for a number, no integer fits)."""
     if schema.get("type") not in ("integer", "number") or _COMBINED & schema.keys():
         return None
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if not (_is_number(low) or _is_number(high)):
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    if not (_is_number(minimum) or _is_number(maximum)):
         return None
-    low = math.ceil(low) if _is_number(low) else None
-    high = math.floor(high) if _is_number(high) else None
+    low = math.ceil(minimum) if _is_number(minimum) else None
+    high = math.floor(maximum) if _is_number(maximum) else None
     if low is not None and high is not None and low > high:
         return None  # e.g. a number in [0.1, 0.9]: left to the model
     parts: list[str] = []
