@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing
 from typing import Any
 
+import httpx
 import pytest
 
+from moonbase import admin
+from moonbase.app import create_app
 from moonbase.engines.base import (
     ChatCall,
     ChatEvent,
@@ -23,7 +26,9 @@ from moonbase.engines.base import (
 )
 from moonbase.engines.upstream.engine import UpstreamEngine
 from moonbase.errors import BadRequestError, EngineOverloadedError, EngineUnavailableError
-from moonbase.settings import UpstreamEngineSettings
+from moonbase.settings import EMBEDDED_ENGINE, Settings, UpstreamEngineSettings
+from moonbase.store.database import Database
+from tests.datafiles import kimi_cli_tools, mcp_filesystem_tools
 from tests.fake_upstream import FakeUpstream, free_port, serving
 
 
@@ -243,3 +248,40 @@ async def test_an_engine_without_tokenize_gets_an_estimate_and_stays_healthy(ups
     await target.close()
     assert count == 5  # 1 token of text, 4 for the message
     assert ready
+
+
+async def test_client_schemas_reach_the_upstream_exactly_as_sent(tmp_path, upstreams):
+    """Tool and response schemas are validated at the server level, then passed
+    on unchanged: nothing the embedded grammar sets aside is lost upstream."""
+    (app, url), _ = upstreams
+    settings = Settings(data_dir=tmp_path)
+    db = Database(settings.resolved_database_url)
+    await db.migrate()
+    issued = await admin.bootstrap(db, settings.billing)
+    assert issued is not None
+    gateway = create_app(settings, engines={EMBEDDED_ENGINE: engine([url])}, db=db)
+    tools = [*kimi_cli_tools()[:3], *mcp_filesystem_tools()[:2]]
+    schema = tools[0]["function"]["parameters"]  # pydantic's, with defaults beside anyOf
+    async with gateway.router.lifespan_context(gateway):
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            for body in (
+                {"tools": tools},
+                {
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": "s", "schema": schema},
+                    }
+                },
+            ):
+                response = await client.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {issued.secret}"},
+                    json={"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hi"}]}
+                    | body,
+                )
+                assert response.status_code == 200, response.text
+                sent = app.requests[-1]
+                for key, value in body.items():
+                    assert sent[key] == value
+    await db.dispose()
