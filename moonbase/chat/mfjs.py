@@ -37,6 +37,10 @@ class Level(Enum):
 # default is 10); the vectors refuse schemas nested 7 deep, so 5 it is.
 MAX_DEPTH = 5
 MAX_ENUM_ITEMS = 1000
+# Subschemas inside subschemas (anyOf in anyOf...), whatever the keyword: real
+# schemas stay far below; the code that walks a schema (tool plans, grammars)
+# is recursive, and Python's stack is not a limit a client should find.
+MAX_NESTING = 64
 
 TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 _ANNOTATIONS = frozenset({"description", "title"})
@@ -162,7 +166,13 @@ class _Run:
         self.check_depth()
         self.check_termination()
 
-    def check(self, node: dict[str, Any], path: str) -> None:
+    def check(self, node: dict[str, Any], path: str, level: int = 0) -> None:
+        if level > MAX_NESTING:
+            raise _err(
+                path,
+                None,
+                f"the schema nests subschemas more than {MAX_NESTING} levels deep; flatten it",
+            )
         self.checked.add(id(node))
         at_root, pedantic = path == "#", self.pedantic
         if pedantic:
@@ -182,7 +192,7 @@ class _Run:
             self.targets[node["$ref"]] = self.resolve(node["$ref"], path)
             self.ref_sites.append((path, node["$ref"]))
         for child_path, child, _ in _subschemas(node, path):
-            self.check(child, child_path)
+            self.check(child, child_path, level + 1)
 
     def resolve(self, ref: str, path: str) -> dict[str, Any]:
         if ref == "#":

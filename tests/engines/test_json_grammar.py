@@ -230,3 +230,11 @@ def test_a_bounded_number_takes_the_integers_in_its_range(vocab):
     pattern = _as_regex(rule(grammar, "root").split("::=", 1)[1].strip().removesuffix("space"))
     assert [n for n in range(-5, 10) if pattern.match(str(n))] == [1, 2, 3]
     llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))
+
+
+def test_a_schema_too_deep_to_walk_is_a_grammar_error_not_a_crash():
+    deep: dict = {"type": "string"}
+    for _ in range(600):  # valid MFJS (anyOf nesting is not `properties` depth)
+        deep = {"anyOf": [deep, {"type": "null"}]}
+    with pytest.raises(GrammarError):
+        json_grammar({"type": "object", "properties": {"a": deep}})

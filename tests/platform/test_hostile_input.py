@@ -147,6 +147,30 @@ async def test_ms_urls_with_unstorable_ids_are_refused(hostile: Hostile):
     assert 400 <= response.status_code < 500, response.text
 
 
+@pytest.mark.parametrize("where", ["tools", "response_format"])
+async def test_schemas_nested_too_deep_to_walk_are_a_400(hostile: Hostile, where: str):
+    deep: dict[str, object] = {"type": "string"}
+    for _ in range(70):  # valid but for its depth (and within the JSON parser's 200 levels)
+        deep = {"anyOf": [deep, {"type": "null"}]}
+    schema = {"type": "object", "properties": {"a": deep}}
+    extra: dict[str, object] = {
+        "tools": {
+            "tools": [{"type": "function", "function": {"name": "deep", "parameters": schema}}],
+            "tool_choice": "required",
+        },
+        "response_format": {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "d", "schema": schema},
+            }
+        },
+    }[where]
+    response = await hostile.http.post(
+        "/v1/chat/completions", json={**CHAT, **extra}, headers=hostile.key
+    )
+    assert "more than 64 levels" in refused(response)
+
+
 def multipart(filename: str, content: bytes = b"hello") -> tuple[bytes, str]:
     """An upload whose filename bytes are sent as they are (httpx would
     percent-encode a NUL and cannot encode a lone surrogate)."""

@@ -237,3 +237,12 @@ def test_pydantic_optional_fields_pass_at_the_server_level_only():
     }
     validate_schema(schema)
     assert refusal(schema, Level.TEST).keyword == "default"
+
+
+def test_a_schema_nested_past_the_walking_limit_is_refused_at_every_level():
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(300):  # anyOf in anyOf: no `properties` depth, still 300 levels
+        deep = {"anyOf": [deep, {"type": "null"}]}
+    for level in Level:
+        error = refusal({"type": "object", "properties": {"a": deep}}, level)
+        assert "more than 64 levels" in str(error)

@@ -191,10 +191,10 @@ def _class_escape(char: str) -> str:
 def json_grammar(schema: dict[str, Any] | None, bounds: JsonBounds | None = None) -> str:
     """GBNF for one JSON object (matching ``schema`` when given)."""
     bounds = bounds or JsonBounds()
-    root = _without_root_references(
-        for_generation(schema) if schema is not None else {"type": "object"}
-    )
-    try:
+    try:  # every step walks the schema recursively: a deep one is a GrammarError too
+        root = _without_root_references(
+            for_generation(schema) if schema is not None else {"type": "object"}
+        )
         converter = _Converter(bounds)
         resolved = converter.resolve_refs(_bounded(root, bounds, bounds.max_depth), "schema")
         converter.visit(resolved, "")
