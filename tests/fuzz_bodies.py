@@ -80,4 +80,7 @@ def check(response):
             "resource_not_found_error",
             "invalid_authentication_error",
             "engine_overloaded_error",
+            # a mutated max_tokens may ask for more than the tier's TPM:
+            # refused as Moonshot does, with a 429
+            "rate_limit_reached_error",
         }
