@@ -1,13 +1,28 @@
-"""Which engine serves which model id, and what each model really offers here."""
+"""Which engine serves which model id, what each model really offers here, and
+the chat backend that reaches its engine (chosen here, once, by engine kind)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from moonbase.catalog import MODEL_SPECS, SPECS_BY_ID, ServedModel
+from moonbase.chat.backend import ChatBackend
+from moonbase.chat.passthrough import PassthroughBackend
+from moonbase.chat.templated import TemplatedBackend
 from moonbase.engines.base import ChatEngine, Engine
 from moonbase.errors import NotFoundError
 from moonbase.settings import Settings
+
+
+def backend_for(engine: Engine | ChatEngine) -> ChatBackend:
+    """The platform templates for an engine that takes tokens; one that takes
+    conversations (an upstream server) gets the request as it was sent."""
+    # The capability flag is the engine's word on its kind: a Protocol
+    # isinstance check would test method names, not what the engine is.
+    if engine.capabilities.takes_conversations:
+        return PassthroughBackend(cast(ChatEngine, engine))
+    return TemplatedBackend(cast(Engine, engine))
 
 
 class ModelRegistry:
@@ -16,6 +31,7 @@ class ModelRegistry:
     ) -> None:
         self._models = dict(models)
         self._engines = dict(engines)
+        self._backends = {name: backend_for(engine) for name, engine in self._engines.items()}
 
     @classmethod
     def build(cls, settings: Settings, engines: Mapping[str, Engine | ChatEngine]) -> ModelRegistry:
@@ -63,8 +79,8 @@ class ModelRegistry:
             )
         return model
 
-    def engine(self, model: ServedModel) -> Engine | ChatEngine:
-        return self._engines[model.engine_name]
+    def backend(self, model: ServedModel) -> ChatBackend:
+        return self._backends[model.engine_name]
 
     def all(self) -> list[ServedModel]:
         return list(self._models.values())

@@ -1,18 +1,33 @@
-"""The narrow engine protocol and the engine-neutral request it serves.
+"""The two narrow engine protocols, the requests they serve, the events they yield.
 
-Engines know nothing of accounts, billing or the Moonshot wire format: chat/
-turns a wire request into a ``GenerationRequest`` and assembles the events an
-engine yields into responses. Stopping a generation is closing its iterator
+An ``Engine`` (the embedded llama.cpp one) takes a rendered, tokenized prompt
+in a ``GenerationRequest``; a ``ChatEngine`` (an upstream OpenAI-compatible
+server) takes the conversation itself in a ``ChatCall`` and templates, counts
+and parses it on its own. Engines know nothing of accounts, billing or the
+Moonshot wire format; chat/ reaches each kind through one backend of its own
+(``chat.backend``), chosen once per model by the registry, and assembles the
+events into responses. Stopping a generation is closing its iterator
 (``aclose``), which is what a cancelled task or a disconnected client does.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
+
+# A character estimate of a prompt, where the engine cannot count (or has not yet).
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+
+
+class ChatTemplateError(ValueError):
+    """The model's chat template refused the conversation (e.g. roles in an
+    order it forbids): the client's mistake, not the engine's failure."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,7 @@ class PromptProcessed:
 @dataclass(frozen=True)
 class TextDelta:
     index: int
-    text: str
+    text: str  # empty: tokens whose text is held back (tool calls, sent parsed at the end)
     # Completion tokens produced since the previous delta of this choice, so
     # that a consumer who stops early still knows what was generated (billing).
     tokens: int = 0
@@ -212,11 +227,15 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
 
-def is_chat_engine(engine: Engine | ChatEngine) -> TypeGuard[ChatEngine]:
-    """An engine that templates and parses itself (a flag: a Protocol isinstance
-    check costs more than it is worth on every request)."""
-    return engine.capabilities.takes_conversations
-
-
-def is_token_engine(engine: Engine | ChatEngine) -> TypeGuard[Engine]:
-    return not engine.capabilities.takes_conversations
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """A prompt's size (wire messages) from its characters, for engines that cannot count."""
+    chars = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
+        for call in message.get("tool_calls") or ():
+            chars += len(json.dumps(call))
+    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from moonbase.engines.base import ChatTurn
+from moonbase.engines.base import ChatTemplateError, ChatTurn
 
 # ChatML, for GGUFs that carry no template of their own.
 FALLBACK_TEMPLATE = (
@@ -22,10 +22,6 @@ FALLBACK_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-class ChatTemplateError(ValueError):
-    """The template refused the conversation (e.g. roles in an order it forbids)."""
 
 
 def _raise_exception(message: str) -> None:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -37,6 +36,7 @@ from moonbase.engines.base import (
     TextDelta,
     ToolCallsMade,
     UsageReported,
+    estimate_tokens,
 )
 from moonbase.engines.upstream.flavours import (
     cached_tokens_of,
@@ -53,11 +53,6 @@ from moonbase.errors import (
 from moonbase.settings import UpstreamEngineSettings
 
 log = logging.getLogger(__name__)
-
-# Rough characters per token for engines that cannot count (generic flavour),
-# and the template's few tokens around each message.
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
 
 
 class UpstreamEngine:
@@ -397,20 +392,6 @@ def _usage(payload: dict[str, Any]) -> UsageReported:
         completion_tokens=int(usage.get("completion_tokens") or 0),
         cached_tokens=cached_tokens_of(payload),
     )
-
-
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """A prompt's size from its characters, for engines that cannot count."""
-    chars = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
-        for call in message.get("tool_calls") or ():
-            chars += len(json.dumps(call))
-    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
