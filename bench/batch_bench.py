@@ -35,6 +35,7 @@ from moonbase.engines.base import (
     ChoiceFinished,
     EngineCapabilities,
     EngineEvent,
+    EngineHealth,
     GenerationRequest,
     PromptProcessed,
     TextDelta,
@@ -64,8 +65,8 @@ class SlotEngine:
             yield TextDelta(0, "ok", 1)
             yield ChoiceFinished(0, "stop", 1)
 
-    async def health(self) -> dict[str, Any]:
-        return {"status": "ok"}
+    async def health(self) -> EngineHealth:
+        return EngineHealth(ready=True, active=0, details={"status": "ok"})
 
     async def close(self) -> None:
         return None

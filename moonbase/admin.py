@@ -10,6 +10,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from moonbase import bounds
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import to_micro, to_yuan
+from moonbase.billing.service import BillingService
 from moonbase.billing.tiers import Limits, tier_for
 from moonbase.errors import BadRequestError, NotFoundError
-from moonbase.settings import BillingSettings
+from moonbase.key_cache import KeyCache
+from moonbase.settings import BillingSettings, Settings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys, ledger
 from moonbase.store.repositories import usage as usage_repo
@@ -228,3 +231,67 @@ def totals(rows: list[usage_repo.UsageRow]) -> usage_repo.UsageRow:
         sum(r.completion_tokens for r in rows),
         sum(r.cost_micro for r in rows),
     )
+
+
+class AdminService:
+    """The admin API's operations: the functions above on this process's store,
+    with its billing (a credit goes through the same ledger writer as charges)
+    and its key cache (a revoked key is forgotten here at once)."""
+
+    def __init__(
+        self, db: Database, billing: BillingService, keys: KeyCache, settings: Settings
+    ) -> None:
+        self._db = db
+        self._billing = billing
+        self._keys = keys
+        self._settings = settings
+
+    @property
+    def token(self) -> str | None:
+        """The admin API's bearer token; None: the admin API is off."""
+        return self._settings.admin_token or None
+
+    async def create_account(self, name: str) -> AccountView:
+        return await create_account(self._db, name)
+
+    async def list_accounts(self) -> list[AccountView]:
+        return await list_accounts(self._db)
+
+    async def find_account(self, id_or_name: str) -> AccountView:
+        return await find_account(self._db, id_or_name)
+
+    async def create_key(self, account_id: str, name: str) -> IssuedKey:
+        account = await find_account(self._db, account_id)
+        return await create_key(self._db, account.name, name)
+
+    async def revoke_key(self, key_id: str) -> None:
+        if not await revoke_key(self._db, key_id):
+            raise NotFoundError(f"no active key {key_id}", param="key_id")
+        self._keys.forget_key(key_id)
+
+    async def credit(
+        self, account_id: str, kind: str, amount: Decimal, reason: str, reference: str | None
+    ) -> AccountView:
+        account = await find_account(self._db, account_id)
+        await self._billing.credit(
+            account.id, kind, amount, reason or f"{kind} by admin", reference
+        )
+        return await find_account(self._db, account.id)
+
+    async def set_limits(
+        self, account_id: str, tier: int | None, **limits: int | None
+    ) -> AccountView:
+        account = await find_account(self._db, account_id)
+        return await set_limits(self._db, account.id, tier, **limits)
+
+    async def usage(
+        self,
+        group_by: str,
+        account: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[usage_repo.UsageRow]:
+        account_id = (await find_account(self._db, account)).id if account else None
+        # this process's latest charges included, unless the database refuses them
+        await self._billing.flushed(self._settings.billing.read_wait_s)
+        return await usage_report(self._db, group_by, account_id, since, until)

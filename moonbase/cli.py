@@ -14,12 +14,12 @@ import typer
 import uvicorn
 
 from moonbase import admin
-from moonbase.app import create_app
 from moonbase.billing import dead_letters
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.errors import BadRequestError, MoonbaseError
 from moonbase.logs import configure_logging
+from moonbase.services import running_services
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
 from moonbase.store.repositories.usage import UsageRow
@@ -77,6 +77,8 @@ def serve(
             "Use it as: Authorization: Bearer <key>   (or OPENAI_API_KEY / MOONSHOT_API_KEY)\n",
             fg=typer.colors.GREEN,
         )
+    from moonbase.app import create_app  # the HTTP app only where it is served
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -94,11 +96,11 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     settings = load_settings(config, data_dir=data_dir)
     settings.batches.run_worker = True
     configure_logging(settings.log_level, settings.log_format)
-    application = create_app(settings)
 
     async def run() -> None:
-        async with application.router.lifespan_context(application):
-            typer.echo(f"batch worker {application.state.batch_worker.name} running")
+        async with running_services(settings) as services:
+            assert services.worker is not None
+            typer.echo(f"batch worker {services.worker.name} running")
             await asyncio.Event().wait()  # until Ctrl-C / SIGTERM
 
     with contextlib.suppress(KeyboardInterrupt):

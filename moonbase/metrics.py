@@ -1,16 +1,15 @@
 """Prometheus metrics: what an operator graphs and alerts on.
 
-Counters and histograms are updated where things happen (the middleware for
-every HTTP request, chat for tokens and time to first token); engine and
-batch gauges are read when /metrics is scraped, so they cost nothing between
-scrapes. Each process keeps its own registry: scrape every replica.
+Counters and histograms are updated where things happen (``api.metrics_middleware``
+for every HTTP request, chat for tokens and time to first token); engine and
+batch gauges are read when /metrics is scraped (``health.HealthService``), so
+they cost nothing between scrapes. Each process keeps its own registry: scrape
+every replica.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,12 +18,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from moonbase.engines.base import ChatEngine, Engine
-from moonbase.store.database import Database
-from moonbase.store.tables import Batch
+from moonbase.engines.base import EngineHealth
+from moonbase.store.repositories import batches as batch_rows
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -96,79 +92,16 @@ class Metrics:
         self.tokens.labels(model, "cached").inc(cached)
         self.tokens.labels(model, "completion").inc(completion)
 
-    async def render(self, engines: Mapping[str, Engine | ChatEngine], db: Database) -> bytes:
-        """The exposition text, with engine and batch gauges read now."""
-        for name, engine in engines.items():
-            health = await engine.health()
-            replicas = health.get("replicas")
-            if replicas is not None:
-                self.engine_active.labels(name).set(sum(r["in_flight"] for r in replicas))
-                self.engine_replicas.labels(name).set(sum(bool(r["healthy"]) for r in replicas))
-                self.engine_queue.labels(name).set(0)
-            else:
-                self.engine_active.labels(name).set(health.get("active_sequences", 0))
-                self.engine_queue.labels(name).set(health.get("queued", 0))
-        await self._read_batches(db)
+    def render(self, engines: Mapping[str, EngineHealth], batches: batch_rows.Overview) -> bytes:
+        """The exposition text, with engine and batch gauges as read now."""
+        for name, health in engines.items():
+            self.engine_active.labels(name).set(health.active)
+            self.engine_queue.labels(name).set(health.queued)
+            if health.healthy_replicas is not None:
+                self.engine_replicas.labels(name).set(health.healthy_replicas)
+        for status, count in batches.by_status.items():
+            self.batches.labels(status).set(count)
+        self.batch_lines.labels("total").set(batches.open_total)
+        self.batch_lines.labels("completed").set(batches.open_completed)
+        self.batch_lines.labels("failed").set(batches.open_failed)
         return bytes(generate_latest(self.registry))
-
-    async def _read_batches(self, db: Database) -> None:
-        async with db.read() as session:
-            by_status = await session.execute(
-                select(Batch.status, func.count()).group_by(Batch.status)
-            )
-            for status, count in by_status.all():
-                self.batches.labels(status).set(count)
-            open_lines = await session.execute(
-                select(
-                    func.coalesce(func.sum(Batch.total), 0),
-                    func.coalesce(func.sum(Batch.completed), 0),
-                    func.coalesce(func.sum(Batch.failed), 0),
-                ).where(Batch.status.in_(("validating", "in_progress", "finalizing")))
-            )
-            total, completed, failed = open_lines.one()
-            self.batch_lines.labels("total").set(total)
-            self.batch_lines.labels("completed").set(completed)
-            self.batch_lines.labels("failed").set(failed)
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request by its route template (not its raw path, which
-    would make a series per file id), the model it named and its status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            key = (_route_of(scope), scope.get("state", {}).get("model", ""), status)
-            series = self._series.get(key)
-            if series is None:  # labels() takes a lock and builds a key: once per series
-                route, model, _ = key
-                series = self._series[key] = (
-                    self.metrics.requests.labels(route, model, str(status)),
-                    self.metrics.latency.labels(route, model),
-                )
-            series[0].inc()
-            series[1].observe(time.perf_counter() - started)
-
-
-def _route_of(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from moonbase.engines.base import (
     ChatTurn,
     ChoiceFinished,
     EngineCapabilities,
     EngineEvent,
+    EngineHealth,
     FinishReason,
     GenerationRequest,
     PromptProcessed,
@@ -84,8 +84,8 @@ class ScriptedEngine:
                 yield TextDelta(index, tail)
             yield ChoiceFinished(index, finish, produced)
 
-    async def health(self) -> dict[str, Any]:
-        return {"status": "ok"}
+    async def health(self) -> EngineHealth:
+        return EngineHealth(ready=True, active=0, details={"status": "ok"})
 
     async def close(self) -> None:
         self.closed = True

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from moonbase import admin
 from moonbase.api.bodies import json_body
-from moonbase.api.deps import ServicesDep
+from moonbase.api.deps import AdminDep
 from moonbase.billing.money import to_yuan
 from moonbase.errors import AuthenticationError, NotFoundError
 from moonbase.schemas.admin import (
@@ -27,8 +27,8 @@ from moonbase.schemas.admin import (
 from moonbase.store.repositories.usage import UsageRow
 
 
-def require_admin(request: Request, services: ServicesDep) -> None:
-    expected = services.settings.admin_token
+def require_admin(request: Request, operator: AdminDep) -> None:
+    expected = operator.token
     if not expected:
         raise NotFoundError("Not found: the admin API is off (set MOONBASE_ADMIN_TOKEN)")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -55,80 +55,68 @@ def account_out(view: admin.AccountView) -> AccountOut:
 
 @router.post("/accounts", response_model=AccountOut, status_code=201)
 async def create_account(
-    body: Annotated[AccountCreate, Depends(json_body(AccountCreate))], services: ServicesDep
+    body: Annotated[AccountCreate, Depends(json_body(AccountCreate))], operator: AdminDep
 ) -> AccountOut:
-    return account_out(await admin.create_account(services.db, body.name))
+    return account_out(await operator.create_account(body.name))
 
 
 @router.get("/accounts", response_model=list[AccountOut])
-async def list_accounts(services: ServicesDep) -> list[AccountOut]:
-    return [account_out(view) for view in await admin.list_accounts(services.db)]
+async def list_accounts(operator: AdminDep) -> list[AccountOut]:
+    return [account_out(view) for view in await operator.list_accounts()]
 
 
 @router.post("/accounts/{account_id}/keys", response_model=KeyOut, status_code=201)
 async def create_key(
     account_id: str,
     body: Annotated[KeyCreate, Depends(json_body(KeyCreate))],
-    services: ServicesDep,
+    operator: AdminDep,
 ) -> KeyOut:
-    account = await admin.find_account(services.db, account_id)
-    issued = await admin.create_key(services.db, account.name, body.name)
+    issued = await operator.create_key(account_id, body.name)
     return KeyOut(id=issued.id, key=issued.secret)
 
 
 @router.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, services: ServicesDep) -> dict[str, object]:
-    if not await admin.revoke_key(services.db, key_id):
-        raise NotFoundError(f"no active key {key_id}", param="key_id")
-    services.keys.forget_key(key_id)
+async def revoke_key(key_id: str, operator: AdminDep) -> dict[str, object]:
+    await operator.revoke_key(key_id)
     return {"id": key_id, "revoked": True}
 
 
 @router.post("/accounts/{account_id}/topup", response_model=AccountOut)
 async def top_up(
-    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], services: ServicesDep
+    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], operator: AdminDep
 ) -> AccountOut:
-    return await _credit(services, account_id, "topup", body)
+    view = await operator.credit(account_id, "topup", body.amount, body.reason, body.reference)
+    return account_out(view)
 
 
 @router.post("/accounts/{account_id}/vouchers", response_model=AccountOut)
 async def grant_voucher(
-    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], services: ServicesDep
+    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], operator: AdminDep
 ) -> AccountOut:
-    return await _credit(services, account_id, "voucher", body)
-
-
-async def _credit(services: ServicesDep, account_id: str, kind: str, body: Credit) -> AccountOut:
-    account = await admin.find_account(services.db, account_id)
-    reason = body.reason or f"{kind} by admin"
-    await services.billing.credit(account.id, kind, body.amount, reason, body.reference)
-    return account_out(await admin.find_account(services.db, account.id))
+    view = await operator.credit(account_id, "voucher", body.amount, body.reason, body.reference)
+    return account_out(view)
 
 
 @router.put("/accounts/{account_id}/limits", response_model=AccountOut)
 async def set_limits(
     account_id: str,
     body: Annotated[LimitsUpdate, Depends(json_body(LimitsUpdate))],
-    services: ServicesDep,
+    operator: AdminDep,
 ) -> AccountOut:
-    account = await admin.find_account(services.db, account_id)
     limits = body.model_dump(exclude={"tier"})
-    return account_out(await admin.set_limits(services.db, account.id, body.tier, **limits))
+    return account_out(await operator.set_limits(account_id, body.tier, **limits))
 
 
 @router.get("/usage", response_model=UsageReport)
 async def usage(
-    services: ServicesDep,
+    operator: AdminDep,
     group_by: Annotated[str, Query()] = "model",
     account: Annotated[str | None, Query()] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> UsageReport | Response:
-    account_id = (await admin.find_account(services.db, account)).id if account else None
-    # this process's latest charges included, unless the database refuses them
-    await services.billing.flushed(services.settings.billing.read_wait_s)
-    rows = await admin.usage_report(services.db, group_by, account_id, since, until)
+    rows = await operator.usage(group_by, account, since, until)
     if format == "csv":
         return Response(
             admin.usage_csv(rows, group_by),

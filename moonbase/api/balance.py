@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from moonbase.api.deps import CallerDep, ServicesDep
+from moonbase.api.deps import BillingDep, CallerDep
 from moonbase.billing.money import to_yuan
 from moonbase.schemas.balance import BalanceData, BalanceResponse
 
@@ -12,8 +12,8 @@ router = APIRouter()
 
 
 @router.get("/v1/users/me/balance", response_model=BalanceResponse)
-async def balance(services: ServicesDep, caller: CallerDep) -> BalanceResponse:
-    balances = await services.billing.balances(caller.account_id)
+async def balance(billing: BillingDep, caller: CallerDep) -> BalanceResponse:
+    balances = await billing.balances(caller.account_id)
     return BalanceResponse(
         data=BalanceData(
             available_balance=to_yuan(balances.available_micro),

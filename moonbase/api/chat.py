@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from moonbase.api.bodies import json_body, openapi_body
-from moonbase.api.deps import RequestIdDep, ServicesDep, SpendingCallerDep
+from moonbase.api.deps import ChatDep, RequestIdDep, SpendingCallerDep
 from moonbase.api.disconnect import cancel_on_disconnect
 from moonbase.api.sse import start_sse
 from moonbase.catalog import SPECS_BY_ID
@@ -26,26 +26,26 @@ ChatRequestDep = Annotated[ChatCompletionRequest, Depends(json_body(ChatCompleti
 )
 async def create_chat_completion(
     request: Request,
-    services: ServicesDep,
+    chat_service: ChatDep,
     caller: SpendingCallerDep,
     body: ChatRequestDep,
     request_id: RequestIdDep,
 ) -> Response:
     # The metrics' model label: catalog ids only, so that clients cannot mint series.
     request.state.model = body.model if body.model in SPECS_BY_ID else "other"
-    ticket = await services.chat.admit(body, request_id, caller)
+    ticket = await chat_service.admit(body, request_id, caller)
     try:
-        chat = await services.chat.prepare(body, request_id, caller.account_id)
-        services.chat.reserve(ticket, chat)
+        chat = await chat_service.prepare(body, request_id, caller.account_id)
+        chat_service.reserve(ticket, chat)
     except BaseException:
-        await services.chat.release(ticket)
+        await chat_service.release(ticket)
         raise
     if body.stream:
-        return await start_sse(services.chat.stream(chat, ticket))
+        return await start_sse(chat_service.stream(chat, ticket))
     try:
-        completion = await cancel_on_disconnect(request, services.chat.complete(chat, ticket))
+        completion = await cancel_on_disconnect(request, chat_service.complete(chat, ticket))
     finally:  # if the client left before complete() began, nothing else releases it
-        await services.chat.release(ticket)
+        await chat_service.release(ticket)
     if completion is None:  # the client is gone; nobody reads this
         return Response(status_code=499)
     return Response(completion.model_dump_json(), media_type="application/json", status_code=200)

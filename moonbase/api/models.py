@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from moonbase.api.deps import CallerDep, ServicesDep
+from moonbase.api.deps import CallerDep, ModelsDep
 from moonbase.schemas.models import ModelCard, ModelList
 
 router = APIRouter()
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(services: ServicesDep, _caller: CallerDep) -> ModelList:
+async def list_models(models: ModelsDep, _caller: CallerDep) -> ModelList:
     return ModelList(
         data=[
             ModelCard(
@@ -22,6 +22,6 @@ async def list_models(services: ServicesDep, _caller: CallerDep) -> ModelList:
                 supports_video_in=model.supports_video_in,
                 supports_reasoning=model.spec.supports_reasoning,
             )
-            for model in services.registry.all()
+            for model in models.all()
         ]
     )

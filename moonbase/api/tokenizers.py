@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from moonbase.api.bodies import json_body, openapi_body
-from moonbase.api.deps import RequestIdDep, ServicesDep, SpendingCallerDep
+from moonbase.api.deps import ChatDep, RequestIdDep, SpendingCallerDep
 from moonbase.schemas.tokenizers import EstimateTokenRequest, EstimateTokenResponse, TokenCount
 
 router = APIRouter()
@@ -19,18 +19,16 @@ router = APIRouter()
     openapi_extra=openapi_body(EstimateTokenRequest),
 )
 async def estimate_token_count(
-    services: ServicesDep,
+    chat: ChatDep,
     caller: SpendingCallerDep,  # authenticated before the body is parsed
     body: Annotated[EstimateTokenRequest, Depends(json_body(EstimateTokenRequest))],
     request_id: RequestIdDep,
 ) -> EstimateTokenResponse:
     # Counting templates and tokenizes like a chat request: it is admitted like
     # one (quota, RPM, concurrency), and costs nothing once it is done.
-    ticket = await services.chat.admit_count(body.model, body.messages, request_id, caller)
+    ticket = await chat.admit_count(body.model, body.messages, request_id, caller)
     try:
-        total = await services.chat.count_prompt_tokens(
-            body.model, body.messages, caller.account_id
-        )
+        total = await chat.count_prompt_tokens(body.model, body.messages, caller.account_id)
     finally:
-        await services.chat.release(ticket)
+        await chat.release(ticket)
     return EstimateTokenResponse(data=TokenCount(total_tokens=total))

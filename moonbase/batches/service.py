@@ -1,4 +1,5 @@
-"""The /v1/batches semantics: create, read, list, cancel. The worker does the rest."""
+"""The /v1/batches semantics: create, read, list, cancel, answered as wire
+objects (the routes never see a row). The worker does the rest."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from moonbase.batches.requests import check_endpoint, check_metadata, window_seconds
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files.service import FileService
+from moonbase.schemas.batches import BatchErrors, BatchObject, RequestCounts
 from moonbase.settings import BatchSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import batches as batch_rows
@@ -28,7 +30,7 @@ class BatchService:
         endpoint: str,
         completion_window: str,
         metadata: dict[str, object] | None,
-    ) -> Batch:
+    ) -> BatchObject:
         check_endpoint(endpoint)
         window = window_seconds(completion_window)
         tags = check_metadata(metadata)
@@ -58,23 +60,24 @@ class BatchService:
         )
         async with self.db.transaction() as session:
             session.add(batch)
-        return batch
+        return batch_object(batch)
 
-    async def get(self, account_id: str, batch_id: str) -> Batch:
+    async def get(self, account_id: str, batch_id: str) -> BatchObject:
         async with self.db.read() as session:
             batch = await batch_rows.get(session, account_id, batch_id)
         if batch is None:
             raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
-        return batch
+        return batch_object(batch)
 
     async def list(
         self, account_id: str, *, limit: int, after: str | None
-    ) -> tuple[list[Batch], bool]:
+    ) -> tuple[list[BatchObject], bool]:
+        """One page, newest first, and whether more follow."""
         async with self.db.read() as session:
             rows = await batch_rows.page(session, account_id, limit=limit + 1, after=after)
-        return rows[:limit], len(rows) > limit
+        return [batch_object(row) for row in rows[:limit]], len(rows) > limit
 
-    async def cancel(self, account_id: str, batch_id: str) -> Batch:
+    async def cancel(self, account_id: str, batch_id: str) -> BatchObject:
         async with self.db.transaction() as session:
             batch = await batch_rows.lock(session, batch_id)
             if batch is None or batch.account_id != account_id:
@@ -87,4 +90,31 @@ class BatchService:
                 )
             batch.status = "cancelling"
             batch.cancelling_at = int(time.time())
-        return batch
+        return batch_object(batch)
+
+
+def batch_object(batch: Batch) -> BatchObject:
+    errors = json.loads(batch.errors_json) if batch.errors_json else None
+    return BatchObject(
+        id=batch.id,
+        endpoint=batch.endpoint,
+        errors=BatchErrors(data=errors) if errors else None,
+        input_file_id=batch.input_file_id,
+        completion_window=batch.completion_window,
+        status=batch.status,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        created_at=batch.created_at,
+        in_progress_at=batch.in_progress_at,
+        expires_at=batch.expires_at,
+        finalizing_at=batch.finalizing_at,
+        completed_at=batch.completed_at,
+        failed_at=batch.failed_at,
+        expired_at=batch.expired_at,
+        cancelling_at=batch.cancelling_at,
+        cancelled_at=batch.cancelled_at,
+        request_counts=RequestCounts(
+            total=batch.total, completed=batch.completed, failed=batch.failed
+        ),
+        metadata=json.loads(batch.metadata_json) or None,
+    )

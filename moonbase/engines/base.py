@@ -181,6 +181,17 @@ class EngineCapabilities:
     takes_conversations: bool = False
 
 
+@dataclass(frozen=True)
+class EngineHealth:
+    """An engine's state now: typed for readiness and metrics, ``details`` for people."""
+
+    ready: bool  # it can take a request now
+    active: int  # sequences generating (upstream: requests in flight from here)
+    queued: int = 0  # requests waiting for a slot
+    healthy_replicas: int | None = None  # upstream engines: replicas not ejected
+    details: dict[str, Any] = field(default_factory=dict)  # what /health shows
+
+
 @runtime_checkable
 class ChatEngine(Protocol):
     """An engine that takes whole conversations (it templates and parses itself)."""
@@ -196,7 +207,7 @@ class ChatEngine(Protocol):
         """Stream events for ``call``; closing the iterator aborts it."""
         ...
 
-    async def health(self) -> dict[str, Any]: ...
+    async def health(self) -> EngineHealth: ...
 
     async def close(self) -> None: ...
 
@@ -222,7 +233,7 @@ class Engine(Protocol):
         """Stream events for ``request``; closing the iterator aborts it."""
         ...
 
-    async def health(self) -> dict[str, Any]: ...
+    async def health(self) -> EngineHealth: ...
 
     async def close(self) -> None: ...
 

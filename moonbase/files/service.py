@@ -21,7 +21,7 @@ from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files import upload as uploads
 from moonbase.files.blobs import BlobStore
 from moonbase.files.inspection import Inspection, inspect_upload
-from moonbase.schemas.files import UPLOAD_PURPOSES
+from moonbase.schemas.files import UPLOAD_PURPOSES, FileObject
 from moonbase.settings import FilesSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import files as file_rows
@@ -65,7 +65,7 @@ class FileService:
 
     async def upload(
         self, account_id: str, body: AsyncIterator[bytes], content_type: str
-    ) -> StoredFile:
+    ) -> FileObject:
         limit = self.settings.max_file_bytes
         try:
             received = await uploads.receive(body, content_type, self.blobs.spool_dir, limit)
@@ -77,7 +77,7 @@ class FileService:
                 code="file_too_large",
             ) from None
         try:
-            return await self._store(account_id, received)
+            return file_object(await self._store(account_id, received))
         finally:
             received.path.unlink(missing_ok=True)
 
@@ -192,15 +192,18 @@ class FileService:
             raise NotFoundError(f"File not found: {file_id}", param="file_id")
         return stored
 
+    async def describe(self, account_id: str, file_id: str) -> FileObject:
+        return file_object(await self.get(account_id, file_id))
+
     async def list(
         self, account_id: str, *, purpose: str | None, limit: int, after: str | None
-    ) -> tuple[list[StoredFile], bool]:
+    ) -> tuple[list[FileObject], bool]:
         """One page, newest first, and whether more follow."""
         async with self.db.read() as session:
             rows = await file_rows.page(
                 session, account_id, purpose=purpose, limit=limit + 1, after=after
             )
-        return rows[:limit], len(rows) > limit
+        return [file_object(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete(self, account_id: str, file_id: str) -> None:
         async with self.db.transaction() as session:
@@ -247,3 +250,15 @@ def _extracted_document(stored: StoredFile, inspection: Inspection) -> bytes:
         "type": "file",
     }
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+def file_object(stored: StoredFile) -> FileObject:
+    return FileObject(
+        id=stored.id,
+        bytes=stored.bytes,
+        created_at=int(stored.created_at.timestamp()),
+        filename=stored.filename,
+        purpose=stored.purpose,
+        status=stored.status,
+        status_details=stored.status_details or "",
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from moonbase.app import create_app
+from moonbase.services import running_services
 from moonbase.settings import EMBEDDED_ENGINE, BatchSettings, Settings
 from tests.fakes import ScriptedEngine
 
@@ -35,17 +36,18 @@ def main() -> None:
             run_worker=not args.no_worker, concurrency=4, poll_interval_s=0.05, claim_seconds=2
         ),
     )
-    app = create_app(settings, engines={EMBEDDED_ENGINE: ScriptedEngine(reply="ok", delay=0.004)})
-    if args.worker_only:
+    engines = {EMBEDDED_ENGINE: ScriptedEngine(reply="ok", delay=0.004)}
+    if args.worker_only:  # as `moonbase worker` runs: the services, no HTTP app
 
         async def work() -> None:
-            async with app.router.lifespan_context(app):
-                name = app.state.batch_worker.name
-                (args.data_dir / f"worker-{os.getpid()}.name").write_text(name)
+            async with running_services(settings, engines=engines) as services:
+                assert services.worker is not None
+                (args.data_dir / f"worker-{os.getpid()}.name").write_text(services.worker.name)
                 await asyncio.Event().wait()
 
         asyncio.run(work())
     else:
+        app = create_app(settings, engines=engines)
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

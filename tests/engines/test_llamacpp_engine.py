@@ -168,9 +168,9 @@ async def test_prefix_cache_reuses_a_slot_and_reports_it(engine: LlamaCppEngine)
             ChatTurn("user", "And two?"),
         ]
     )
-    before = (await engine.health())["prompt_tokens_decoded"]
+    before = (await engine.health()).details["prompt_tokens_decoded"]
     events, _ = await collect(engine, request(follow_up, max_tokens=8, cache_key="s1"))
-    decoded = (await engine.health())["prompt_tokens_decoded"] - before
+    decoded = (await engine.health()).details["prompt_tokens_decoded"] - before
     shared = len(first)  # at least the whole first prompt is a common prefix
     assert isinstance(events[0], PromptProcessed)
     assert events[0].cached_tokens >= shared - 1
@@ -179,9 +179,9 @@ async def test_prefix_cache_reuses_a_slot_and_reports_it(engine: LlamaCppEngine)
 
 async def test_choices_decode_the_prompt_once(engine: LlamaCppEngine):
     prompt = await prompt_of(engine, "Name a fruit. " + "Think carefully. " * 10)
-    before = (await engine.health())["prompt_tokens_decoded"]
+    before = (await engine.health()).details["prompt_tokens_decoded"]
     events, _texts = await collect(engine, request(prompt, max_tokens=8, n=3, temperature=1.0))
-    decoded = (await engine.health())["prompt_tokens_decoded"] - before
+    decoded = (await engine.health()).details["prompt_tokens_decoded"] - before
     assert decoded == len(prompt) - events[0].cached_tokens  # once, not three times
     finished = [e for e in events if isinstance(e, ChoiceFinished)]
     assert sorted(f.index for f in finished) == [0, 1, 2]

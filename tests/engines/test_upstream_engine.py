@@ -137,7 +137,7 @@ async def test_a_refused_connection_goes_to_the_other_replica(upstreams):
     for _ in range(3):
         events = await run(target, call())
         assert any(isinstance(e, TextDelta) for e in events)
-    status = {r["url"]: r for r in (await target.health())["replicas"]}
+    status = {r["url"]: r for r in (await target.health()).details["replicas"]}
     await target.close()
     assert status[dead]["healthy"] is False and "Connect" in status[dead]["last_error"]
     assert status[url]["served"] == 3
@@ -174,7 +174,7 @@ async def test_every_replica_busy_is_engine_overloaded(upstreams):
     target = engine([url for _, url in upstreams])
     with pytest.raises(EngineOverloadedError) as refused:
         await run(target, call())
-    status = (await target.health())["replicas"]
+    status = (await target.health()).details["replicas"]
     await target.close()
     assert refused.value.headers["retry-after"] == "3"
     assert all(replica["healthy"] for replica in status)  # busy is not broken
@@ -219,10 +219,10 @@ async def test_the_health_check_brings_an_ejected_replica_back(upstreams):
     target = engine([url], health_interval_s=0.05)
     with pytest.raises(EngineUnavailableError):
         await run(target, call())
-    assert not (await target.health())["ready"]
+    assert not (await target.health()).ready
     app.script.status = 200
     for _ in range(100):
-        if (await target.health())["ready"]:
+        if (await target.health()).ready:
             break
         await asyncio.sleep(0.02)
     events = await run(target, call())
@@ -244,7 +244,7 @@ async def test_an_engine_without_tokenize_gets_an_estimate_and_stays_healthy(ups
     (_, url), _ = upstreams
     target = engine([url], flavour="llamacpp")  # the fake has no /apply-template
     count = await target.count_tokens("kimi-k2-0905-preview", [{"role": "user", "content": "hi"}])
-    ready = (await target.health())["ready"]
+    ready = (await target.health()).ready
     await target.close()
     assert count == 5  # 1 token of text, 4 for the message
     assert ready

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import llama_cpp
 from llama_cpp import _internals, _logger
@@ -23,6 +22,7 @@ from moonbase.engines.base import (
     ChatTurn,
     EngineCapabilities,
     EngineEvent,
+    EngineHealth,
     GenerationRequest,
     JsonConstraint,
 )
@@ -146,12 +146,19 @@ class LlamaCppEngine:
             raise BadRequestError(str(exc), param="response_format") from exc
         return grammar
 
-    async def health(self) -> dict[str, Any]:
-        return {
-            "status": "ok" if self._scheduler.alive else "dead",
-            "model": self._capabilities.model_name,
-            **self._scheduler.stats(),
-        }
+    async def health(self) -> EngineHealth:
+        alive = self._scheduler.alive
+        stats = self._scheduler.stats()
+        return EngineHealth(
+            ready=alive,
+            active=stats["active_sequences"],
+            queued=stats["queued"],
+            details={
+                "status": "ok" if alive else "dead",
+                "model": self._capabilities.model_name,
+                **stats,
+            },
+        )
 
     async def close(self) -> None:
         await asyncio.to_thread(self._scheduler.stop)

@@ -30,6 +30,7 @@ from moonbase.engines.base import (
     ChatEvent,
     ChoiceFinished,
     EngineCapabilities,
+    EngineHealth,
     FinishReason,
     PromptProcessed,
     ReasoningDelta,
@@ -285,15 +286,21 @@ class UpstreamEngine:
         else:
             self._pool.failed(replica, f"health check: HTTP {status}")
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> EngineHealth:
         self._start_monitor()
         replicas = self._pool.status()
-        return {
-            "kind": "upstream",
-            "flavour": self._settings.flavour,
-            "ready": any(replica["healthy"] for replica in replicas),
-            "replicas": replicas,
-        }
+        healthy = sum(bool(replica["healthy"]) for replica in replicas)
+        return EngineHealth(
+            ready=healthy > 0,
+            active=sum(replica.in_flight for replica in self._pool.replicas),
+            healthy_replicas=healthy,
+            details={
+                "kind": "upstream",
+                "flavour": self._settings.flavour,
+                "ready": healthy > 0,
+                "replicas": replicas,
+            },
+        )
 
     async def close(self) -> None:
         if self._monitor is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,3 +117,27 @@ async def results(
         .limit(limit)
     )
     return [(line, result) for line, result in (await session.execute(query)).all() if result]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the batch gauges show: batches by status, and the lines of the open ones."""
+
+    by_status: dict[str, int]
+    open_total: int
+    open_completed: int
+    open_failed: int
+
+
+async def overview(session: AsyncSession) -> Overview:
+    by_status = await session.execute(select(Batch.status, func.count()).group_by(Batch.status))
+    open_lines = await session.execute(
+        select(
+            func.coalesce(func.sum(Batch.total), 0),
+            func.coalesce(func.sum(Batch.completed), 0),
+            func.coalesce(func.sum(Batch.failed), 0),
+        ).where(Batch.status.in_(CANCELLABLE))  # unfinished, not yet being cancelled
+    )
+    total, completed, failed = open_lines.one()
+    counts = {status: int(count) for status, count in by_status.all()}
+    return Overview(counts, int(total), int(completed), int(failed))

@@ -1,0 +1,155 @@
+"""The composition root: every long-lived service, built, started and closed here.
+
+The HTTP app (``app.create_app``), ``moonbase worker`` and the tests all run
+the platform through ``running_services``; none of them wires a service by
+hand, and the worker never builds the HTTP app to reach one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from moonbase.admin import AdminService
+from moonbase.batches.service import BatchService
+from moonbase.batches.worker import BatchWorker
+from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
+from moonbase.billing.service import BillingService
+from moonbase.chat.media import MediaResolver
+from moonbase.chat.service import ChatService
+from moonbase.engines.base import ChatEngine, Engine
+from moonbase.files.blobs import BlobStore, LocalBlobStore
+from moonbase.files.service import FileService
+from moonbase.health import HealthService
+from moonbase.key_cache import KeyCache
+from moonbase.metrics import Metrics
+from moonbase.registry import ModelRegistry
+from moonbase.settings import Settings, UpstreamEngineSettings
+from moonbase.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the platform holds for its lifetime."""
+
+    settings: Settings
+    registry: ModelRegistry
+    billing: BillingService
+    chat: ChatService
+    files: FileService
+    batches: BatchService
+    keys: KeyCache
+    admin: AdminService
+    health: HealthService
+    worker: BatchWorker | None  # this process's batch worker, when it runs one
+
+
+def start_engine(name: str, settings: Settings) -> Engine | ChatEngine:
+    config = settings.engines[name]
+    if isinstance(config, UpstreamEngineSettings):
+        from moonbase.engines.upstream.engine import UpstreamEngine
+
+        names = {
+            model_id: model.upstream_model
+            for model_id, model in settings.models.items()
+            if (model.engine or settings.default_engine) == name and model.upstream_model
+        }
+        log.info("engine %s: %s upstream at %s", name, config.flavour, ", ".join(config.urls))
+        return UpstreamEngine(name, config, names)
+    from moonbase.engines.llamacpp.engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(config)
+    log.info("engine %s: llama.cpp, %s", name, engine.model_path)
+    return engine
+
+
+def open_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    return LocalLimiter()
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    if settings.files.s3 is not None:
+        from moonbase.files.s3_blobs import S3BlobStore
+
+        return S3BlobStore(settings.files.s3, spool_dir=settings.data_dir / "spool")
+    return LocalBlobStore(settings.resolved_blob_dir)
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings,
+    *,
+    engines: Mapping[str, Engine | ChatEngine] | None = None,
+    db: Database | None = None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[Services]:
+    """Open the store, start the engines and the batch worker (where
+    ``settings.batches.run_worker``), and close it all on the way out. Tests
+    pass their own engines (a scripted fake) or database; those stay theirs."""
+    metrics = metrics or Metrics()
+    database = db or Database(
+        settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow
+    )
+    await database.migrate()
+    owned: dict[str, Engine | ChatEngine] = {}
+    if engines is None:
+        for name in settings.engines:
+            owned[name] = await asyncio.to_thread(start_engine, name, settings)
+    registry = ModelRegistry.build(settings, dict(engines) if engines is not None else owned)
+    billing = BillingService(
+        database,
+        settings.billing,
+        open_limiter(settings),
+        settings.data_dir / "journal",
+        on_dead_letter=metrics.dead_letters.inc,
+    )
+    await billing.recover()  # charges a crashed process journaled, not committed
+    blobs = open_blob_store(settings)
+    files = FileService(database, blobs, settings.files)
+    chat = ChatService(
+        registry,
+        billing,
+        MediaResolver(settings.media, files),
+        settings.default_max_completion_tokens,
+        metrics,
+    )
+    keys = KeyCache(database, settings.billing.state_refresh_s)
+    worker = None
+    if settings.batches.run_worker:
+        worker = BatchWorker(
+            database, files, chat, billing, settings.batches, settings.max_request_bytes
+        )
+    services = Services(
+        settings=settings,
+        registry=registry,
+        billing=billing,
+        chat=chat,
+        files=files,
+        batches=BatchService(database, files, settings.batches),
+        keys=keys,
+        admin=AdminService(database, billing, keys, settings),
+        health=HealthService(database, registry, metrics),
+        worker=worker,
+    )
+    running = None if worker is None else asyncio.create_task(worker.run(), name="batch-worker")
+    try:
+        yield services
+    finally:
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        await billing.close()
+        for engine in owned.values():
+            await engine.close()
+        await blobs.close()
+        if db is None:
+            await database.dispose()
