@@ -18,26 +18,9 @@ from dataclasses import dataclass
 from moonbase.billing.tiers import Limits, tier_for
 from moonbase.errors import NotFoundError
 from moonbase.store.database import Database
+from moonbase.store.repositories.charges import AccountRow
 from moonbase.store.repositories.ledger import Balances
 from moonbase.store.tables import Account
-
-
-@dataclass
-class AccountRow:
-    """What admission and charging read of an account (a plain row, no ORM)."""
-
-    id: str
-    cash_micro: int
-    voucher_micro: int
-    topped_up_micro: int
-    tier_override: int | None
-    limit_concurrency: int | None
-    limit_rpm: int | None
-    limit_tpm: int | None
-    limit_tpd: int | None
-
-
-ACCOUNT_COLUMNS = tuple(getattr(Account, name) for name in AccountRow.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

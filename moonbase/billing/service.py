@@ -5,7 +5,9 @@ cache and the counts from the rate limiter (``billing.limiter``). The charge,
 its ledger entry and the usage record commit in one transaction, with the
 account rows locked (PostgreSQL ``FOR UPDATE``; SQLite serialises writers)
 and changed in place, so money and usage always agree and concurrent
-requests on any number of gateways never lose an update.
+requests on any number of gateways never lose an update. The statements are
+the charges repository's (``store.repositories.charges``); billing decides
+the price and which balance pays.
 
 Online requests do not wait for that transaction. A finished request's charge
 goes to the journal (``billing.journal``: survives a crash) and to a queue
@@ -33,11 +35,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from moonbase import bounds
-from moonbase.billing.account_cache import ACCOUNT_COLUMNS, AccountCache, AccountRow
+from moonbase.billing.account_cache import AccountCache
 from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
 from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
@@ -46,30 +47,15 @@ from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_mic
 from moonbase.errors import BadRequestError, NotFoundError, QuotaExceededError
 from moonbase.settings import BillingSettings
 from moonbase.store.database import Database, unreachable
-from moonbase.store.repositories import ledger
+from moonbase.store.repositories import charges, ledger
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import KeyOwner
-from moonbase.store.tables import Account, LedgerEntry, UsageRecord, utcnow
+from moonbase.store.repositories.charges import AccountRow
+from moonbase.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # between attempts while the database cannot be reached
-
-# The charge's statements, built once (building them per request cost more
-# than SQLite spends running them).
-_LOCK_ACCOUNTS = (
-    select(*ACCOUNT_COLUMNS)
-    .where(Account.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Account.id)
-    .with_for_update()
-)
-_SET_BALANCES = (
-    update(Account)
-    .where(Account.id == bindparam("account"))
-    .values(cash_micro=bindparam("cash"), voucher_micro=bindparam("voucher"))
-)
-_ADD_ENTRIES = insert(LedgerEntry)
-_ADD_RECORDS = insert(UsageRecord)
 
 
 @dataclass(frozen=True)
@@ -299,11 +285,7 @@ class BillingService:
         for path, entries in orphans(self._journal_dir):
             ids = [entry.request_id for entry in entries]
             async with self._db.read() as session:
-                done = set(
-                    await session.scalars(
-                        select(UsageRecord.request_id).where(UsageRecord.request_id.in_(ids))
-                    )
-                )
+                done = await usage_repo.recorded(session, ids)
             missing = [
                 Settlement(
                     Ticket(
@@ -356,61 +338,29 @@ class BillingService:
     def _charge_all(
         self, connection: Connection, settlements: list[Settlement]
     ) -> tuple[list[int], list[AccountRow]]:
-        """The group's writes as a few statements (Core, not the ORM's unit of
-        work: the charge is on every request's path). Accounts are locked in id
-        order, so gateways charging the same accounts never deadlock."""
-        ids = sorted({item.ticket.caller.account_id for item in settlements})
-        locked = connection.execute(
-            select(*ACCOUNT_COLUMNS)
-            .where(Account.id.in_(ids))
-            .order_by(Account.id)
-            .with_for_update()
-        ).all()
-        accounts = {row.id: AccountRow(**row._mapping) for row in locked}
+        """The group's charges: each paid from the voucher first, then cash."""
+        accounts = charges.lock_accounts(
+            connection, (item.ticket.caller.account_id for item in settlements)
+        )
         costs: list[int] = []
-        entries: list[dict[str, object]] = []
-        records: list[dict[str, object]] = []
-        now = utcnow()
+        written: list[charges.Charge] = []
         for item in settlements:
             if item.keep is not None and not item.keep(connection):
                 costs.append(0)
                 continue
             record, account = item.record, accounts[item.ticket.caller.account_id]
-            discount = self._settings.batch_discount if item.batch else Decimal(1)
-            tokens = TokenUsage(
-                record.prompt_tokens, record.cached_tokens, record.completion_tokens
-            )
-            cost = cost_micro(self.price(record.model), tokens, discount)
+            cost = self._cost(record, item.batch)
+            elapsed_ms = int((time.monotonic() - item.ticket.started) * 1000)
+            usage = replace(record, cost_micro=cost, latency_ms=record.latency_ms or elapsed_ms)
+            charge = charges.Charge(usage)
             if self._settings.charging and cost:
                 from_voucher = min(cost, max(account.voucher_micro, 0))
                 account.cash_micro -= cost - from_voucher
                 account.voucher_micro -= from_voucher
-                entries.append(
-                    {
-                        "account_id": account.id,
-                        "kind": "charge",
-                        "cash_micro": -(cost - from_voucher),
-                        "voucher_micro": -from_voucher,
-                        "reason": f"chat completion, {record.model}",
-                        "reference": item.ticket.request_id,
-                        "created_at": now,
-                    }
-                )
-            elapsed_ms = int((time.monotonic() - item.ticket.started) * 1000)
-            latency_ms = record.latency_ms or elapsed_ms
-            records.append(
-                {**record.__dict__, "cost_micro": cost, "latency_ms": latency_ms, "created_at": now}
-            )
+                charge = charges.Charge(usage, -(cost - from_voucher), -from_voucher)
+            written.append(charge)
             costs.append(cost)
-        if entries:
-            connection.execute(_ADD_ENTRIES, entries)
-            changed = [
-                {"account": a.id, "cash": a.cash_micro, "voucher": a.voucher_micro}
-                for a in accounts.values()
-            ]
-            connection.execute(_SET_BALANCES, changed)
-        if records:
-            connection.execute(_ADD_RECORDS, records)
+        charges.write(connection, written, accounts.values(), utcnow())
         return costs, list(accounts.values())
 
     def _cost(self, record: usage_repo.GenerationUsage, batch: bool) -> int:
@@ -451,10 +401,10 @@ class BillingService:
         hang the caller; the balance is then read without them)."""
         await self.flushed(self._settings.read_wait_s)
         async with self._db.read() as session:
-            account = await session.get(Account, account_id)
-            if account is None:
-                raise NotFoundError("account not found")
-            return ledger.Balances(account.cash_micro, account.voucher_micro)
+            found = await ledger.balances(session, account_id)
+        if found is None:
+            raise NotFoundError("account not found")
+        return found
 
     async def credit(
         self, account_id: str, kind: str, yuan: Decimal, reason: str, reference: str | None = None

@@ -1,8 +1,7 @@
 """Wire models of POST /v1/chat/completions, mirroring the spec.
 
-Fields of features a later slice implements (tools, response formats, media,
-partial mode, thinking) are modelled now so that requests parse the same way
-before and after; chat/ decides what is served.
+They check shapes and sizes only; chat/ applies the model's rules (sampling
+ranges, tools, response formats, media, partial mode, thinking).
 """
 
 from __future__ import annotations

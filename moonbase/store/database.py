@@ -1,6 +1,13 @@
-"""The async database: one engine, one session factory, migrations at start.
+"""The database: sessions for reads and writes, the charge's sync path, migrations.
 
-SQLite (the default) and PostgreSQL share this one code path.
+SQLite (the default) and PostgreSQL share the code above the driver; below
+it they differ where they must. PostgreSQL: one async engine, row locks and
+an advisory lock around migrations. SQLite: a separate read engine (readers
+never queue behind the one writer), writes that take the lock up front
+(``BEGIN IMMEDIATE``) and queue for it in this process instead of sleeping in
+SQLite's busy handler,
+``write_sync`` on the plain sqlite3 driver (inline when the lock is free, else
+on one writer thread), and a file lock around migrations.
 """
 
 from __future__ import annotations

@@ -24,6 +24,16 @@ class Balances:
         return self.voucher_micro
 
 
+async def balances(session: AsyncSession, account_id: str) -> Balances | None:
+    """The account's committed balances; None if there is no such account."""
+    row = (
+        await session.execute(
+            select(Account.cash_micro, Account.voucher_micro).where(Account.id == account_id)
+        )
+    ).one_or_none()
+    return Balances(row.cash_micro, row.voucher_micro) if row is not None else None
+
+
 async def lock_account(session: AsyncSession, account_id: str) -> Account | None:
     """The account row, locked until the transaction ends (PostgreSQL; SQLite
     transactions are serialised by BEGIN IMMEDIATE)."""

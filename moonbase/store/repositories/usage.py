@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from moonbase.store.tables import UsageRecord
 
@@ -28,16 +27,19 @@ class GenerationUsage:
     latency_ms: int = 0
 
 
-def record(session: AsyncSession | Session, usage: GenerationUsage) -> None:
-    """Add a usage record to the transaction (written when it commits)."""
-    session.add(UsageRecord(**usage.__dict__))
-
-
 async def for_account(session: AsyncSession, account_id: str) -> list[UsageRecord]:
     rows = await session.scalars(
         select(UsageRecord).where(UsageRecord.account_id == account_id).order_by(UsageRecord.id)
     )
     return list(rows)
+
+
+async def recorded(session: AsyncSession, request_ids: list[str]) -> set[str]:
+    """Which of ``request_ids`` have a usage record already (were charged)."""
+    found = await session.scalars(
+        select(UsageRecord.request_id).where(UsageRecord.request_id.in_(request_ids))
+    )
+    return set(found)
 
 
 async def by_request_id(session: AsyncSession, request_id: str) -> UsageRecord | None:
