@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.e2e.server import RunningServer, start_server
+from tests.e2e.server import RunningServer, async_openai_client, openai_client, start_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,11 +28,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="session")
 def client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0)
+    return openai_client(f"{server.base_url}/v1", server.api_key)
 
 
 @pytest.fixture(scope="session")
 def aclient(server: RunningServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0
-    )
+    return async_openai_client(f"{server.base_url}/v1", server.api_key)

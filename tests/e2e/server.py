@@ -13,8 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import openai
 
 KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9]{48})\b")
+# A request's whole time, on a 2-core machine busy with other work: the SDK's
+# default (600 s) cut a forced tool call at 601 of its 1,024 tokens while
+# stress-ng ran beside the tests (8 concurrent streams, ~1 token/s each).
+CLIENT_TIMEOUT_S = 3600.0
+
+
+def openai_client(base_url: str, api_key: str) -> openai.OpenAI:
+    """The SDK as the tests use it: no retries (a failure shows), a generous timeout."""
+    return openai.OpenAI(
+        base_url=base_url, api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S
+    )
+
+
+def async_openai_client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S
+    )
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.e2e.server import RunningServer
+from tests.e2e.server import CLIENT_TIMEOUT_S, RunningServer, openai_client
 from tests.fuzz_bodies import check, mutated_bodies
 
 QUESTION = [
@@ -314,7 +314,7 @@ def test_401s(server: RunningServer):
     last = server.api_key[-1]
     tampered = server.api_key[:-1] + ("A" if last != "A" else "B")
     for key in ["sk-" + "x" * 48, tampered, server.api_key.swapcase()]:
-        bad = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
+        bad = openai_client(f"{server.base_url}/v1", key)
         with pytest.raises(openai.AuthenticationError) as caught:
             bad.models.list()
         assert caught.value.body["type"] == "invalid_authentication_error"
@@ -487,7 +487,7 @@ def test_fuzzed_bodies_against_the_real_server(server: RunningServer, body: dict
     response = httpx.post(
         f"{server.base_url}/v1/chat/completions",
         json=body,
-        timeout=60,
+        timeout=CLIENT_TIMEOUT_S,
         headers={"Authorization": f"Bearer {server.api_key}"},
     )
     check(response)

@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.e2e.server import RunningServer
+from tests.e2e.server import RunningServer, openai_client
 from tests.files import documents
 from tests.files.documents import CHINESE, ENGLISH
 
@@ -25,9 +25,7 @@ def new_client(server: RunningServer, account: str) -> openai.OpenAI:
          "--data-dir", str(server.data_dir)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return openai.OpenAI(
-        base_url=f"{server.base_url}/v1", api_key=made.stdout.strip(), max_retries=0
-    )
+    return openai_client(f"{server.base_url}/v1", made.stdout.strip())
 
 
 def peak_rss_kb(pid: int) -> int:

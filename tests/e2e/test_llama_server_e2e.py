@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from moonbase.engines.llamacpp.model_file import default_model_path
-from tests.e2e.server import RunningServer, free_port, start_server
+from tests.e2e.server import RunningServer, free_port, openai_client, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).parent / "data" / "chatml_thinking.jinja"
@@ -100,11 +100,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, llama_server: str) -> Iter
 
 
 def via(gateway: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=gateway.api_key, max_retries=0)
+    return openai_client(f"{gateway.base_url}/v1", gateway.api_key)
 
 
 def direct(llama_server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{llama_server}/v1", api_key="none", max_retries=0)
+    return openai_client(f"{llama_server}/v1", "none")
 
 
 def test_answers_and_usage_pass_through(gateway, llama_server):

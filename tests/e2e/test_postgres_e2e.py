@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.server import start_server
+from tests.e2e.server import openai_client, start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -24,9 +24,7 @@ def test_serves_and_records_on_postgresql(tmp_path: Path):
     env = {"MOONBASE_DATABASE_URL": url}
     server = start_server(tmp_path / "pg", extra_env=env)
     try:
-        client = openai.OpenAI(
-            base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0
-        )
+        client = openai_client(f"{server.base_url}/v1", server.api_key)
         raw = client.chat.completions.with_raw_response.create(
             model="kimi-k2.6",
             messages=[{"role": "user", "content": "Say hello."}],
@@ -67,7 +65,7 @@ def test_serves_and_records_on_postgresql(tmp_path: Path):
             check=True,
         )
         key, key_id = created.stdout.strip(), created.stderr.strip().removeprefix("id: ")
-        second = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=key, max_retries=0)
+        second = openai_client(f"{server.base_url}/v1", key)
         assert len(second.models.list().data) == 14
         subprocess.run([*cli, "revoke", key_id], env=cli_env, check=True, capture_output=True)
         listing = subprocess.run(

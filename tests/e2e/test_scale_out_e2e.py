@@ -25,7 +25,7 @@ import openai
 import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.e2e.server import RunningServer, free_port, start_server
+from tests.e2e.server import RunningServer, free_port, openai_client, start_server
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def cluster(
 
 
 def client_of(gateway: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=gateway.api_key, max_retries=0)
+    return openai_client(f"{gateway.base_url}/v1", gateway.api_key)
 
 
 def one_request(gateway: RunningServer, index: int) -> str:

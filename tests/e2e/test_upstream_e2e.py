@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.server import RunningServer, free_port, start_server
+from tests.e2e.server import RunningServer, free_port, openai_client, start_server
 
 ASK = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 WEATHER = {
@@ -51,7 +51,7 @@ def gateway_config(path: Path, urls: list[str], api_key: str) -> dict[str, str]:
 
 
 def client_of(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0)
+    return openai_client(f"{server.base_url}/v1", server.api_key)
 
 
 @pytest.fixture(scope="module")

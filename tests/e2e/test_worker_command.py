@@ -8,9 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import openai
-
-from tests.e2e.server import start_server
+from tests.e2e.server import openai_client, start_server
 
 
 def test_worker_process_finishes_a_batch_for_a_gateway_without_one(tmp_path: Path) -> None:
@@ -22,7 +20,7 @@ def test_worker_process_finishes_a_batch_for_a_gateway_without_one(tmp_path: Pat
         text=True,
     )
     try:
-        client = openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key=gateway.api_key)
+        client = openai_client(f"{gateway.base_url}/v1", gateway.api_key)
         line = {
             "custom_id": "only",
             "method": "POST",
