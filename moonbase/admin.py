@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from moonbase import bounds
+from moonbase.auth.key_cache import KeyCache
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.billing.tiers import Limits, tier_for
 from moonbase.errors import BadRequestError, NotFoundError
-from moonbase.key_cache import KeyCache
 from moonbase.settings import BillingSettings, Settings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys, ledger

@@ -25,13 +25,18 @@ class MoonbaseError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
-        headers: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
-        self.headers = headers or {}
+        self.retry_after = retry_after  # seconds until the same request may succeed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries (``Retry-After``)."""
+        return {"retry-after": str(self.retry_after)} if self.retry_after is not None else {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.error_type}
@@ -66,20 +71,36 @@ class MethodNotAllowedError(MoonbaseError):
     status_code = 405
     error_type = "invalid_request_error"
 
+    def __init__(self, message: str, *, allow: str = "") -> None:
+        super().__init__(message)
+        self.allow = allow  # the methods the route takes (RFC 9110: Allow on every 405)
 
-class RateLimitError(MoonbaseError):
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
+
+
+class TryAgainLaterError(MoonbaseError):
+    """A 429 that passes: the same request can succeed in ``retry_after``
+    seconds (a rate limit, a full engine). A batch line refused so waits for
+    the next pass instead of failing."""
+
     status_code = 429
+
+
+class RateLimitError(TryAgainLaterError):
     error_type = "rate_limit_reached_error"
 
 
+class EngineOverloadedError(TryAgainLaterError):
+    error_type = "engine_overloaded_error"
+
+
 class QuotaExceededError(MoonbaseError):
+    """A 429 that does not pass by waiting: the account has no money left."""
+
     status_code = 429
     error_type = "exceeded_current_quota_error"
-
-
-class EngineOverloadedError(MoonbaseError):
-    status_code = 429
-    error_type = "engine_overloaded_error"
 
 
 class EngineUnavailableError(MoonbaseError):

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from moonbase.admin import AdminService
+from moonbase.auth.key_cache import KeyCache
 from moonbase.batches.service import BatchService
 from moonbase.batches.worker import BatchWorker
 from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
@@ -25,7 +26,6 @@ from moonbase.engines.base import ChatEngine, Engine
 from moonbase.files.blobs import BlobStore, LocalBlobStore
 from moonbase.files.service import FileService
 from moonbase.health import HealthService
-from moonbase.key_cache import KeyCache
 from moonbase.metrics import Metrics
 from moonbase.registry import ModelRegistry
 from moonbase.settings import Settings, UpstreamEngineSettings
@@ -114,13 +114,8 @@ async def running_services(
     await billing.recover()  # charges a crashed process journaled, not committed
     blobs = open_blob_store(settings)
     files = FileService(database, blobs, settings.files)
-    chat = ChatService(
-        registry,
-        billing,
-        MediaResolver(settings.media, files),
-        settings.default_max_completion_tokens,
-        metrics,
-    )
+    media = MediaResolver(settings.media, files)
+    chat = ChatService(registry, billing, media, settings.default_max_completion_tokens, metrics)
     keys = KeyCache(database, settings.billing.state_refresh_s)
     worker = None
     if settings.batches.run_worker:
@@ -148,6 +143,7 @@ async def running_services(
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         await billing.close()
+        await media.close()
         for engine in owned.values():
             await engine.close()
         await blobs.close()

@@ -63,7 +63,7 @@ class ScriptedEngine:
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]:
         if self.overloaded:
-            raise EngineOverloadedError("The engine is overloaded", headers={"retry-after": "1"})
+            raise EngineOverloadedError("The engine is overloaded", retry_after=1)
         self.requests.append(request)
         yield PromptProcessed(len(request.prompt_tokens), 0)
         for index in range(request.n):

@@ -11,16 +11,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from moonbase.admin import AdminService
+from moonbase.auth.caller import KeyOwner
+from moonbase.auth.key_cache import KeyCache
 from moonbase.batches.service import BatchService
 from moonbase.billing.service import BillingService
 from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
 from moonbase.files.service import FileService
 from moonbase.health import HealthService
-from moonbase.key_cache import KeyCache
 from moonbase.registry import ModelRegistry
 from moonbase.services import Services
-from moonbase.store.repositories.api_keys import KeyOwner
 
 
 def _services(request: Request) -> Services:

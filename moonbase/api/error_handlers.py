@@ -102,7 +102,7 @@ def register_error_handlers(app: FastAPI, routers: Sequence[APIRouter] = ()) -> 
                 f"Method not allowed on this route; it allows {allow}"
                 if allow
                 else "Method not allowed on this route",
-                headers={"Allow": allow} if allow else None,
+                allow=allow,
             )
         elif exc.status_code == 401:
             error = AuthenticationError(str(exc.detail))

@@ -41,7 +41,7 @@ class ShutdownMiddleware:
             if not started:
                 refusal = ShuttingDownError(
                     "The server is shutting down, please retry the request",
-                    headers={"retry-after": "1"},
+                    retry_after=1,
                 )
                 with contextlib.suppress(Exception):
                     await error_response(refusal)(scope, receive, send)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from moonbase.auth.caller import KeyOwner
 from moonbase.batches.requests import check_endpoint, check_metadata, window_seconds
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files.service import FileService
@@ -13,7 +14,6 @@ from moonbase.schemas.batches import BatchErrors, BatchObject, RequestCounts
 from moonbase.settings import BatchSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import batches as batch_rows
-from moonbase.store.repositories.api_keys import KeyOwner
 from moonbase.store.tables import Batch
 
 

@@ -26,22 +26,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from moonbase.auth.caller import KeyOwner
 from moonbase.batches.validation import check_input
 from moonbase.billing.service import BillingService, Settlement
 from moonbase.chat.service import BatchRun, ChatService
-from moonbase.errors import (
-    EngineOverloadedError,
-    InternalError,
-    MoonbaseError,
-    QuotaExceededError,
-    RateLimitError,
-)
+from moonbase.errors import InternalError, MoonbaseError, QuotaExceededError, TryAgainLaterError
 from moonbase.files.service import FileService
 from moonbase.schemas.chat import ChatCompletionRequest
 from moonbase.settings import DEFAULT_MAX_REQUEST_BYTES, BatchSettings
 from moonbase.store.database import Database, unreachable
 from moonbase.store.repositories import batches as batch_rows
-from moonbase.store.repositories.api_keys import KeyOwner
 from moonbase.store.tables import Batch, BatchLine
 
 log = logging.getLogger(__name__)
@@ -261,7 +255,7 @@ class BatchWorker:
             request = request.model_copy(update={"stream": False, "stream_options": None})
             chat = await self.chat.prepare(request, request_id, batch.account_id)
             run = await self.chat.run_batch_line(chat, caller)
-        except (RateLimitError, EngineOverloadedError):
+        except TryAgainLaterError:
             await asyncio.sleep(RETRY_LATER_S)  # the line stays pending: next pass
             return
         except MoonbaseError as error:  # refused before generating: nothing to charge

@@ -10,7 +10,6 @@ database (never a write-back of this copy), so no update is ever lost.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from moonbase.store.database import Database
 from moonbase.store.repositories.charges import AccountRow
 from moonbase.store.repositories.ledger import Balances
 from moonbase.store.tables import Account
+from moonbase.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True)
 class AccountState:
     balances: Balances
     limits: Limits
-    loaded_at: float
 
 
 def limits_of(account: Account | AccountRow) -> Limits:
@@ -45,35 +44,24 @@ class AccountCache:
         self, db: Database, refresh_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._db = db
-        self._refresh_s = refresh_s
-        self._clock = clock
-        self._states: dict[str, AccountState] = {}
-        self._loading: dict[str, asyncio.Future[AccountState]] = {}
+        self._states: TtlCache[str, AccountState] = TtlCache(lambda _: refresh_s, clock)
 
     async def get(self, account_id: str) -> AccountState:
-        state = self._states.get(account_id)
-        if state is not None and self._clock() - state.loaded_at < self._refresh_s:
-            return state
-        loading = self._loading.get(account_id)
-        if loading is None:  # one read per account however many requests wait on it
-            loading = asyncio.ensure_future(self._load(account_id))
-            self._loading[account_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(account_id, None))
-        return await asyncio.shield(loading)
-
-    async def _load(self, account_id: str) -> AccountState:
-        async with self._db.read() as session:
-            account = await session.get(Account, account_id)
+        async def load() -> AccountState:
+            async with self._db.read() as session:
+                account = await session.get(Account, account_id)
             if account is None:
                 raise NotFoundError("account not found")
-            return self.update(account)
+            return _state(account)
+
+        return await self._states.get(account_id, load)
 
     def update(self, account: Account | AccountRow) -> AccountState:
         """Take a row just read or committed as the current state."""
-        state = AccountState(
-            Balances(account.cash_micro, account.voucher_micro),
-            limits_of(account),
-            self._clock(),
-        )
-        self._states[account.id] = state
+        state = _state(account)
+        self._states.put(account.id, state)
         return state
+
+
+def _state(account: Account | AccountRow) -> AccountState:
+    return AccountState(Balances(account.cash_micro, account.voucher_micro), limits_of(account))

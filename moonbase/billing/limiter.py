@@ -51,7 +51,7 @@ def refusal(account_id: str, what: str, limit: int, retry_after: int) -> RateLim
         f"Your account {account_id} request reached max {what}: {limit}, "
         f"please try again after {retry_after} seconds",
         code=f"{what.lower()}_limit",
-        headers={"retry-after": str(retry_after)},
+        retry_after=retry_after,
     )
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from moonbase import bounds
+from moonbase.auth.caller import KeyOwner
 from moonbase.billing.account_cache import AccountCache
 from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
@@ -49,7 +50,6 @@ from moonbase.settings import BillingSettings
 from moonbase.store.database import Database, unreachable
 from moonbase.store.repositories import charges, ledger
 from moonbase.store.repositories import usage as usage_repo
-from moonbase.store.repositories.api_keys import KeyOwner
 from moonbase.store.repositories.charges import AccountRow
 from moonbase.store.tables import utcnow
 

@@ -98,6 +98,24 @@ class MediaResolver:
         self.settings = settings
         self.files = files
         self.transport: httpx.AsyncBaseTransport | None = None  # tests put a mock here
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client for every fetch (building one, with its TLS context, costs
+        milliseconds). No kept-alive connections: the pool is keyed by address,
+        and a connection whose certificate was checked for one name must not
+        carry a request for another name served from the same address."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.settings.fetch_timeout_s,
+                transport=self.transport,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
     def _limit(self, kind: MediaKind) -> int:
         if kind == "image":
@@ -216,14 +234,10 @@ class MediaResolver:
             url = url.copy_with(host=address)
             headers["host"] = f"{host}:{url.port}" if url.port else host
             extensions["sni_hostname"] = host  # TLS still checks the name's certificate
-        client_options = {"timeout": self.settings.fetch_timeout_s, "transport": self.transport}
         try:
-            async with (
-                httpx.AsyncClient(**client_options) as client,  # type: ignore[arg-type]
-                client.stream(
-                    "GET", url, headers=headers, extensions=extensions, follow_redirects=False
-                ) as response,
-            ):
+            async with self._http().stream(
+                "GET", url, headers=headers, extensions=extensions, follow_redirects=False
+            ) as response:
                 if response.status_code != 200:
                     raise BadRequestError(
                         f"{where}: fetching {reference.url} gave HTTP {response.status_code}",

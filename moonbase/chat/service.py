@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from moonbase.auth.caller import KeyOwner
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.catalog import AUTO_MODEL_ID, ServedModel, pick_auto_model
 from moonbase.chat.backend import ChatPlan, Generation
@@ -48,7 +49,6 @@ from moonbase.schemas.chat import (
     Message,
 )
 from moonbase.store.repositories import usage as usage_repo
-from moonbase.store.repositories.api_keys import KeyOwner
 
 
 @dataclass(frozen=True)

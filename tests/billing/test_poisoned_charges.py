@@ -18,13 +18,13 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
+from moonbase.auth.caller import KeyOwner
 from moonbase.billing import dead_letters
 from moonbase.billing.journal import Entry
 from moonbase.billing.service import BillingService, Ticket
 from moonbase.settings import BillingSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import api_keys
-from moonbase.store.repositories.api_keys import KeyOwner
 from tests.billing.accounts import books, funded_account
 from tests.billing.test_charge_journal import usage
 

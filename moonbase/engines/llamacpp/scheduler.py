@@ -114,7 +114,7 @@ class Inbox:
             if len(self._jobs) >= self._limit:
                 raise EngineOverloadedError(
                     "The engine is overloaded, please try again later",
-                    headers={"retry-after": "1"},
+                    retry_after=1,
                 )
             self._jobs.append(job)
             self._ready.notify()
@@ -459,7 +459,7 @@ class Scheduler:
             newest.job.emit(
                 EngineOverloadedError(
                     "The engine ran out of KV cache space, please try again later",
-                    headers={"retry-after": "1"},
+                    retry_after=1,
                 )
             )
             self._finish_job(newest)

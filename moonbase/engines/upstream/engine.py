@@ -164,7 +164,7 @@ class UpstreamEngine:
             if response.status == 429:
                 overloaded = EngineOverloadedError(
                     f"engine {self.name} is overloaded, please try again later ({detail})",
-                    headers={"retry-after": response.headers.get("retry-after", "1")},
+                    retry_after=_seconds(response.headers.get("retry-after")),
                 )
                 continue
             if response.status == 404 and root:  # the server has no such endpoint
@@ -182,7 +182,7 @@ class UpstreamEngine:
         retry_after = self._pool.retry_after()
         raise EngineUnavailableError(
             f"engine {self.name} is unavailable ({failure}); please retry in {retry_after}s",
-            headers={"retry-after": str(retry_after)},
+            retry_after=retry_after,
         )
 
     async def _stream_events(
@@ -399,6 +399,14 @@ def _usage(payload: dict[str, Any]) -> UsageReported:
         completion_tokens=int(usage.get("completion_tokens") or 0),
         cached_tokens=cached_tokens_of(payload),
     )
+
+
+def _seconds(retry_after: str | None) -> int:
+    """An upstream's Retry-After in whole seconds (1 unless it sent a number:
+    an HTTP date from a proxy is not worth parsing for a hint)."""
+    if retry_after is not None and retry_after.strip().isdigit():
+        return max(1, int(retry_after.strip()))
+    return 1
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.auth.caller import KeyOwner
 from moonbase.store.tables import Account, ApiKey, utcnow
 
 KEY_PREFIX = "sk-"
@@ -30,12 +31,6 @@ class IssuedKey:
     id: str
     secret: str
     display: str
-
-
-@dataclass(frozen=True)
-class KeyOwner:
-    key_id: str
-    account_id: str
 
 
 def hash_key(secret: str) -> str:
@@ -61,6 +56,7 @@ async def create(session: AsyncSession, account_id: str, name: str = "") -> Issu
 
 
 async def authenticate(session: AsyncSession, secret: str) -> KeyOwner | None:
+    """Who calls with ``secret``: an active key's id and account, or None."""
     row = (
         await session.execute(
             select(ApiKey.id, ApiKey.account_id).where(
