@@ -6,7 +6,8 @@ the services themselves are built by ``moonbase.services``, not here.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -22,34 +23,16 @@ from moonbase.health import HealthService
 from moonbase.registry import ModelRegistry
 from moonbase.services import Services
 
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+T = TypeVar("T")
 
 
-async def get_chat(request: Request) -> ChatService:
-    return _services(request).chat
+def _service(pick: Callable[[Services], T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency giving a route one of the app's services."""
 
+    async def get(request: Request) -> T:
+        return pick(request.app.state.services)
 
-async def get_files(request: Request) -> FileService:
-    return _services(request).files
-
-
-async def get_batches(request: Request) -> BatchService:
-    return _services(request).batches
-
-
-async def get_billing(request: Request) -> BillingService:
-    return _services(request).billing
-
-
-async def get_models(request: Request) -> ModelRegistry:
-    return _services(request).registry
-
-
-async def get_admin(request: Request) -> AdminService:
-    return _services(request).admin
+    return get
 
 
 async def get_health(request: Request) -> HealthService | None:
@@ -58,18 +41,14 @@ async def get_health(request: Request) -> HealthService | None:
     return services.health if services is not None else None
 
 
-async def get_keys(request: Request) -> KeyCache:
-    return _services(request).keys
-
-
-ChatDep = Annotated[ChatService, Depends(get_chat)]
-FilesDep = Annotated[FileService, Depends(get_files)]
-BatchesDep = Annotated[BatchService, Depends(get_batches)]
-BillingDep = Annotated[BillingService, Depends(get_billing)]
-ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
-AdminDep = Annotated[AdminService, Depends(get_admin)]
+ChatDep = Annotated[ChatService, Depends(_service(lambda services: services.chat))]
+FilesDep = Annotated[FileService, Depends(_service(lambda services: services.files))]
+BatchesDep = Annotated[BatchService, Depends(_service(lambda services: services.batches))]
+BillingDep = Annotated[BillingService, Depends(_service(lambda services: services.billing))]
+ModelsDep = Annotated[ModelRegistry, Depends(_service(lambda services: services.registry))]
+AdminDep = Annotated[AdminService, Depends(_service(lambda services: services.admin))]
+KeysDep = Annotated[KeyCache, Depends(_service(lambda services: services.keys))]
 HealthDep = Annotated[HealthService | None, Depends(get_health)]
-KeysDep = Annotated[KeyCache, Depends(get_keys)]
 
 
 async def get_caller(request: Request, keys: KeysDep) -> KeyOwner:
