@@ -52,6 +52,7 @@ class Result:
     ttft: float  # seconds to the first content token
     total: float  # seconds to the end of the stream
     tokens: int  # completion tokens
+    longest_gap: float = 0.0  # seconds between two content chunks, at most
 
     @property
     def decode_rate(self) -> float:
@@ -68,7 +69,11 @@ class Server:
 
 
 async def stream_once(
-    client: httpx.AsyncClient, server: Server, messages: list[dict[str, str]], max_tokens: int
+    client: httpx.AsyncClient,
+    server: Server,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    first_token: asyncio.Event | None = None,
 ) -> Result:
     body = {
         "model": server.model,
@@ -82,6 +87,7 @@ async def stream_once(
     ttft = None
     tokens = 0
     chunks = 0
+    last = longest_gap = 0.0
     async with client.stream(
         "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=server.headers
     ) as response:
@@ -93,12 +99,22 @@ async def stream_once(
             for choice in chunk.get("choices") or []:
                 if (choice.get("delta") or {}).get("content"):
                     chunks += 1
+                    now = time.perf_counter() - started
                     if ttft is None:
-                        ttft = time.perf_counter() - started
+                        ttft = now
+                        if first_token is not None:
+                            first_token.set()
+                    longest_gap = max(longest_gap, now - last)
+                    last = now
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
     total = time.perf_counter() - started
-    return Result(ttft=ttft if ttft is not None else total, total=total, tokens=tokens or chunks)
+    return Result(
+        ttft=ttft if ttft is not None else total,
+        total=total,
+        tokens=tokens or chunks,
+        longest_gap=longest_gap,
+    )
 
 
 def user(text: str) -> list[dict[str, str]]:
@@ -130,20 +146,42 @@ def long_system_prompt(nonce: str, approx_tokens: int = 1000) -> str:
     return f"Session {nonce}. " + sentence * repeats
 
 
-async def prefix_follow_up(client: httpx.AsyncClient, server: Server, rounds: int):
-    """TTFT of a cold ~1,000-token prompt versus a follow-up turn sharing it."""
-    cold, warm = [], []
-    for _ in range(rounds):
-        system = {"role": "system", "content": long_system_prompt(secrets.token_hex(8))}
-        first = [system, {"role": "user", "content": "Summarise the archive in one line."}]
-        cold.append(await stream_once(client, server, first, 8))
-        follow = [
-            *first,
-            {"role": "assistant", "content": "It records ships and sailors."},
-            {"role": "user", "content": "Which storms does it mention?"},
-        ]
-        warm.append(await stream_once(client, server, follow, 8))
-    return cold, warm
+def document_chat(approx_tokens: int) -> list[dict[str, str]]:
+    """A document as a system message, as the file-extract flow sends it."""
+    system = {"role": "system", "content": long_system_prompt(secrets.token_hex(8), approx_tokens)}
+    return [system, {"role": "user", "content": "Summarise the archive in one line."}]
+
+
+async def prefix_follow_up(client: httpx.AsyncClient, server: Server, approx_tokens: int):
+    """TTFT of a cold document prompt, then of a follow-up turn sharing it."""
+    first = document_chat(approx_tokens)
+    cold = await stream_once(client, server, first, 8)
+    follow = [
+        *first,
+        {"role": "assistant", "content": "It records ships and sailors."},
+        {"role": "user", "content": "Which storms does it mention?"},
+    ]
+    return cold, await stream_once(client, server, follow, 8)
+
+
+async def cold_after_busy_period(client: httpx.AsyncClient, server: Server) -> Result:
+    """A cold ~1,000-token prompt right after eight streams have come and gone."""
+    await concurrent(client, server, 8, 128)
+    return await stream_once(client, server, document_chat(1000), 8)
+
+
+async def document_beside_streams(client: httpx.AsyncClient, server: Server, approx_tokens: int):
+    """A document prompt arriving while four streams decode: its TTFT, their longest stall."""
+    started = [asyncio.Event() for _ in range(4)]
+    streams = [
+        asyncio.ensure_future(stream_once(client, server, user(STORIES[i]), 256, started[i]))
+        for i in range(4)
+    ]
+    for event in started:
+        await event.wait()
+    document = await stream_once(client, server, document_chat(approx_tokens), 8)
+    others = await asyncio.gather(*streams)
+    return document, max(r.longest_gap for r in others)
 
 
 def rss_mb(pid: int) -> float:
@@ -159,6 +197,12 @@ async def memory_soak(client: httpx.AsyncClient, server: Server, pid: int, reque
     for i in range(requests):
         await stream_once(client, server, user(f"{STORIES[i % 8]} Number {i}."), 8)
     return before, rss_mb(pid)
+
+
+async def parked_mb(client: httpx.AsyncClient, server: Server) -> float:
+    """Host memory the embedded engine's prefix cache holds (it is bounded by settings)."""
+    health = (await client.get(f"{server.base_url}/health")).json()
+    return health["engines"]["embedded"]["prefix_cache_bytes"] / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -232,21 +276,60 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
                 )
             )
 
-    cold: dict[str, list[float]] = {n: [] for n in names}
-    warm: dict[str, list[float]] = {n: [] for n in names}
+    for approx in (1000, 4000):
+        cold: dict[str, list[float]] = {n: [] for n in names}
+        warm: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(args.rounds):
+            for server in servers:
+                c, w = await prefix_follow_up(client, server, approx)
+                cold[server.name].append(c.ttft)
+                warm[server.name].append(w.ttft)
+        cold_m = {n: statistics.median(v) for n, v in cold.items()}
+        warm_m = {n: statistics.median(v) for n, v in warm.items()}
+        rows.append(ratio_row(f"TTFT cold ~{approx:,}-token prompt", cold_m, "s", False))
+        rows.append(
+            ratio_row(f"TTFT follow-up sharing that prefix ({approx:,})", warm_m, "s", False)
+        )
+        for name in names:
+            ratio = f"{warm_m[name] / cold_m[name]:.2f}x"
+            rows.append((f"{name}: follow-up / cold TTFT at {approx:,}", "", "", ratio))
+
+    after_busy: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds):
         for server in servers:
-            c, w = await prefix_follow_up(client, server, 1)
-            cold[server.name].append(c[0].ttft)
-            warm[server.name].append(w[0].ttft)
-    cold_m = {n: statistics.median(v) for n, v in cold.items()}
-    warm_m = {n: statistics.median(v) for n, v in warm.items()}
-    rows.append(ratio_row("TTFT cold ~1,000-token prompt", cold_m, "s", False))
-    rows.append(ratio_row("TTFT follow-up sharing that prefix", warm_m, "s", False))
-    for name in names:
-        rows.append(
-            (f"{name}: follow-up / cold TTFT", "", "", f"{warm_m[name] / cold_m[name]:.2f}x")
+            after_busy[server.name].append((await cold_after_busy_period(client, server)).ttft)
+    rows.append(
+        ratio_row(
+            "TTFT cold ~1,000-token prompt after a busy period (8 streams)",
+            {n: statistics.median(v) for n, v in after_busy.items()},
+            "s",
+            False,
         )
+    )
+
+    beside_ttft: dict[str, list[float]] = {n: [] for n in names}
+    beside_gap: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(args.rounds):
+        for server in servers:
+            document, gap = await document_beside_streams(client, server, 4000)
+            beside_ttft[server.name].append(document.ttft)
+            beside_gap[server.name].append(gap)
+    rows.append(
+        ratio_row(
+            "~4,000-token prompt beside 4 streams: its TTFT",
+            {n: statistics.median(v) for n, v in beside_ttft.items()},
+            "s",
+            False,
+        )
+    )
+    rows.append(
+        ratio_row(
+            "~4,000-token prompt beside 4 streams: their longest stall",
+            {n: statistics.median(v) for n, v in beside_gap.items()},
+            "s",
+            False,
+        )
+    )
     return rows
 
 
@@ -323,8 +406,10 @@ async def run(args: argparse.Namespace) -> None:
     rows: list[tuple[str, str, str, str]] = []
 
     try:
-        # llama-server drops idle keep-alive connections after a few seconds: do not reuse them.
-        limits = httpx.Limits(keepalive_expiry=1.0)
+        # llama-server (cpp-httplib) closes a keep-alive connection after 5 idle
+        # seconds or 100 requests, and a request sent as it closes fails with
+        # "Server disconnected": every request gets its own connection, on both.
+        limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=600, limits=limits) as client:
             for server in servers:  # warm-up: load pages, fill allocators
                 await single_stream(client, server, 2, 16)
@@ -333,11 +418,13 @@ async def run(args: argparse.Namespace) -> None:
                 before, after = await memory_soak(
                     client, ours, ours_proc.process.pid, args.memory_requests
                 )
+                # Parked prefixes live in host memory too, up to prefix_cache_mb.
+                parked = await parked_mb(client, ours)
                 rows.append(
                     (
                         f"moonbase RSS over {args.memory_requests} sequential requests",
                         "",
-                        f"{before:.1f} -> {after:.1f} MB",
+                        f"{before:.1f} -> {after:.1f} MB (prefix cache holds {parked:.0f} MB)",
                         f"+{after - before:.1f} MB",
                     )
                 )

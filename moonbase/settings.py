@@ -42,9 +42,15 @@ class EngineSettings(BaseModel):
     slots: int = Field(default=4, ge=1, le=64)
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=32)
-    # Prompt tokens decoded per step while other sequences are generating:
-    # bounds how long a new long prompt can pause the running streams.
-    prefill_chunk: int = Field(default=64, ge=1)
+    # A prompt alone is read a whole batch per step; beside generating
+    # streams, its tokens may take this share of each step's time and the
+    # streams keep the rest (0.8: they keep at least a fifth of their rate).
+    prefill_share: float = Field(default=0.8, gt=0, lt=1)
+    # Idle slots' KV cells are parked in host memory for prefix reuse, up to
+    # this much memory in all (SmolLM2-135M: 23 KB a token; a 7B model
+    # ~0.5 MB), each for at most this long unused.
+    prefix_cache_mb: int = Field(default=1024, ge=0)
+    prefix_cache_max_age_s: float = Field(default=3600, gt=0)
     # Requests waiting for the engine beyond this are refused with a 429.
     max_queued: int = Field(64, ge=1)
     # Bounds of grammar-constrained JSON (response_format, forced tool calls),

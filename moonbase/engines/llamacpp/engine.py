@@ -31,7 +31,7 @@ from moonbase.engines.llamacpp.json_grammar import GrammarError, JsonBounds, jso
 from moonbase.engines.llamacpp.model_file import resolve_model_path
 from moonbase.engines.llamacpp.prompt_tokenizer import PromptTokenizer, probe_prompt
 from moonbase.engines.llamacpp.sampler import compile_grammar
-from moonbase.engines.llamacpp.scheduler import END, Job, Scheduler
+from moonbase.engines.llamacpp.scheduler import END, Job, Scheduler, Step
 from moonbase.errors import BadRequestError
 from moonbase.settings import EngineSettings
 
@@ -92,7 +92,9 @@ class LlamaCppEngine:
             slots=settings.slots,
             n_ctx=llama_cpp.llama_n_ctx(self._context.ctx),
             n_batch=settings.n_batch,
-            prefill_chunk=settings.prefill_chunk,
+            prefill_share=settings.prefill_share,
+            prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
+            prefix_cache_max_age_s=settings.prefix_cache_max_age_s,
             max_queued=settings.max_queued,
         )
 
@@ -145,6 +147,10 @@ class LlamaCppEngine:
         except GrammarError as exc:
             raise BadRequestError(str(exc), param="response_format") from exc
         return grammar
+
+    def recent_steps(self) -> list[Step]:
+        """The scheduler's last decoded batches (for tests and diagnostics)."""
+        return self._scheduler.recent_steps()
 
     async def health(self) -> EngineHealth:
         alive = self._scheduler.alive

@@ -1,13 +1,17 @@
 """Continuous batching over one llama.cpp context, run by one thread.
 
 Every step builds one ``llama_decode`` batch: the next token of every
-generating sequence, plus a bounded chunk of prompt tokens from sequences
-still reading their prompt (so a long prompt never stalls running streams).
-New requests join at the next step; finished or abandoned ones leave.
+generating sequence, plus a chunk of prompt tokens from sequences still
+reading their prompt, sized by prefill_budget.py (the whole batch for a prompt
+alone, a measured share of the step beside running streams, so a long prompt
+never stalls them). New requests join at the next step; finished or abandoned
+ones leave.
 
-Each of the ``slots`` sequences keeps the KV cells of what it last held. A new
-request takes the free slot holding the longest common prefix of its prompt
-(preferring the slot last used with the same ``prompt_cache_key``) and decodes
+A slot that goes idle keeps the KV cells of what it last held until the next
+admission, which parks every idle slot it does not use in the host-memory
+prefix cache (prefix_cache.py), so the KV cache holds running work only. A new
+request takes the free slot, or the parked prefix, holding the longest common
+prefix of its prompt (a matching ``prompt_cache_key`` breaks ties) and decodes
 only the rest. ``n`` choices decode the prompt once on a lead slot and copy
 its KV to the other choices' slots.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +35,8 @@ from moonbase.engines.base import (
     PromptProcessed,
     TextDelta,
 )
+from moonbase.engines.llamacpp.prefill_budget import PrefillBudget
+from moonbase.engines.llamacpp.prefix_cache import PrefixCache, common_prefix
 from moonbase.engines.llamacpp.sampler import PieceTable, SamplerChain
 from moonbase.engines.stop import StopMatcher, Utf8Stream
 from moonbase.errors import EngineOverloadedError
@@ -136,13 +143,16 @@ class Inbox:
         return len(self._jobs)
 
 
-def _common_prefix(a: list[int], b: tuple[int, ...]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+@dataclass(frozen=True)
+class Step:
+    """What one decoded batch held (the scheduler keeps the last ``STEP_HISTORY``)."""
+
+    number: int  # counts every step since the engine started
+    generating: int  # stream tokens: one for every generating sequence
+    prompt_tokens: int
+
+
+STEP_HISTORY = 4096
 
 
 class Scheduler:
@@ -155,7 +165,9 @@ class Scheduler:
         slots: int,
         n_ctx: int,
         n_batch: int,
-        prefill_chunk: int,
+        prefill_share: float,
+        prefix_cache_bytes: int,
+        prefix_cache_max_age_s: float,
         max_queued: int,
     ) -> None:
         self._ctx = ctx
@@ -164,7 +176,10 @@ class Scheduler:
         self._n_vocab = n_vocab
         self._n_ctx = n_ctx
         self._n_batch = n_batch
-        self._prefill_chunk = prefill_chunk
+        self._budget = PrefillBudget(n_batch, prefill_share)
+        self._parked = PrefixCache(
+            ctx, max_bytes=prefix_cache_bytes, max_age_s=prefix_cache_max_age_s
+        )
         self._pieces = PieceTable(vocab)
         self._slots = [Slot(seq_id) for seq_id in range(slots)]
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
@@ -172,6 +187,8 @@ class Scheduler:
         self._active: dict[int, _JobState] = {}  # id(job) -> state
         self._step_no = 0
         self._prompt_tokens_decoded = 0  # for tests and /health: what prefill really cost
+        self._steps: deque[Step] = deque(maxlen=STEP_HISTORY)
+        self._largest_chunk_beside_streams = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="llamacpp-scheduler", daemon=True)
         self._thread.start()
@@ -187,7 +204,14 @@ class Scheduler:
             "active_sequences": sum(slot.busy for slot in self._slots),
             "slots": len(self._slots),
             "prompt_tokens_decoded": self._prompt_tokens_decoded,
+            "idle_cells": sum(len(slot.tokens) for slot in self._slots if not slot.busy),
+            "largest_prompt_chunk_beside_streams": self._largest_chunk_beside_streams,
+            **self._parked.stats(),
         }
+
+    def recent_steps(self) -> list[Step]:
+        """The last decoded batches, oldest first (for tests and diagnostics)."""
+        return list(self._steps)
 
     @property
     def alive(self) -> bool:
@@ -204,6 +228,7 @@ class Scheduler:
         while not self._stop.is_set():
             try:
                 if not self._active:
+                    self._parked.expire()
                     self.inbox.wait(timeout=0.2)
                 self._drop_cancelled()
                 self._admit()
@@ -235,24 +260,38 @@ class Scheduler:
             ):
                 return  # wait for running work to leave
             self.inbox.pop_head()
-            self._start(job, free, reserved)
+            self._start(job, free)
 
-    def _start(self, job: Job, free: list[Slot], reserved: int) -> None:
+    def _start(self, job: Job, free: list[Slot]) -> None:
         request = job.request
         prompt = request.prompt_tokens
         lead = max(
             free,
             key=lambda s: (
-                _common_prefix(s.tokens, prompt) > 0 and s.cache_key == request.cache_key,
-                _common_prefix(s.tokens, prompt),
+                common_prefix(s.tokens, prompt) > 0 and s.cache_key == request.cache_key,
+                common_prefix(s.tokens, prompt),
                 -s.last_used,
             ),
         )
+        in_kv = common_prefix(lead.tokens, prompt)
+        hit = self._parked.take(prompt, request.cache_key, beyond=in_kv)
+        if hit is not None:  # a parked prefix beats every slot: restore it on the emptiest
+            lead = min(free, key=lambda s: len(s.tokens))
+        # Attention spans every occupied cell, so idle slots go to host memory.
+        for slot in free:
+            if slot is not lead or hit is not None:
+                self._park(slot)
+            elif 2 * in_kv < len(slot.tokens):  # another conversation: keep a copy of it
+                self._park(slot, keep=in_kv)
+        if hit is not None:
+            if self._parked.restore(hit, lead.seq_id):
+                lead.tokens = list(hit.entry.tokens)
+            else:  # no room for its cells after all: read the whole prompt
+                llama_cpp.llama_memory_seq_rm(self._memory, lead.seq_id, 0, -1)
         others = sorted((s for s in free if s is not lead), key=lambda s: len(s.tokens))
         chosen = [lead, *others[: request.n - 1]]  # fewer than n when n > slots
-        self._evict_for(job.kv_need + reserved, keep=lead)
         # Keep at least one prompt token to decode: its logits start the reply.
-        reuse = min(_common_prefix(lead.tokens, prompt), len(prompt) - 1)
+        reuse = min(common_prefix(lead.tokens, prompt), len(prompt) - 1)
         llama_cpp.llama_memory_seq_rm(self._memory, lead.seq_id, reuse, -1)
         del lead.tokens[reuse:]
         sequences = []
@@ -282,19 +321,14 @@ class Scheduler:
         sampling = job.request.sampling
         return SamplerChain(sampling, self._n_vocab, seed, self._vocab, job.grammar)
 
-    def _evict_for(self, needed: int, keep: Slot) -> None:
-        """Drop idle slots' cached prefixes (oldest first) until ``needed`` cells fit."""
-        idle = sorted(
-            (s for s in self._slots if not s.busy and s is not keep and s.tokens),
-            key=lambda s: s.last_used,
-        )
-        cached = sum(len(s.tokens) for s in self._slots if not s.busy)
-        for slot in idle:
-            if cached + needed <= self._n_ctx:
-                return
-            cached -= len(slot.tokens)
-            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, 0, -1)
-            slot.tokens.clear()
+    def _park(self, slot: Slot, keep: int = 0) -> None:
+        """Copy an idle slot's cells to the prefix cache (dropped if they do not
+        fit its bound) and free all but the first ``keep``."""
+        if len(slot.tokens) <= keep:
+            return
+        self._parked.park(slot.seq_id, slot.tokens, slot.cache_key)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1)
+        del slot.tokens[keep:]
 
     def _step(self) -> None:
         generating = [
@@ -303,9 +337,11 @@ class Scheduler:
             for seq in state.sequences
             if seq.next_token is not None
         ]
-        prefilling = [
-            seq for state in self._active.values() for seq in state.sequences if seq.pending
-        ]
+        # Shortest first: a chat turn passes a document (see prefill_budget.py).
+        prefilling = sorted(
+            (seq for state in self._active.values() for seq in state.sequences if seq.pending),
+            key=lambda seq: len(seq.pending),
+        )
         batch = self._batch
         rows: list[tuple[int, Sequence, bool]] = []  # (batch row, sequence, ends its prompt)
         added: list[tuple[Sequence, list[int]]] = []
@@ -317,9 +353,7 @@ class Scheduler:
             rows.append((n, seq, False))
             added.append((seq, [token]))
             n += 1
-        budget = self._n_batch - n
-        if generating:
-            budget = min(budget, self._prefill_chunk)
+        budget = self._budget.tokens(n, len(prefilling[0].pending) if prefilling else None)
         for seq in prefilling:
             if budget <= 0:
                 break
@@ -337,12 +371,17 @@ class Scheduler:
             self._prompt_tokens_decoded += len(chunk)
         if n == 0:
             return
+        started = time.perf_counter()
         batch.n_tokens = n
         result = llama_cpp.llama_decode(self._ctx, batch)
         if result != 0:
             self._decode_failed(result, added)
             return
         self._step_no += 1
+        read = n - len(generating)
+        self._steps.append(Step(self._step_no, len(generating), read))
+        if generating:
+            self._largest_chunk_beside_streams = max(self._largest_chunk_beside_streams, read)
         for seq, tokens in added:
             seq.slot.tokens.extend(tokens)
             if seq.next_token is not None and tokens == [seq.next_token]:
@@ -355,6 +394,8 @@ class Scheduler:
                 for follower in seq.followers:
                     self._accept(follower, follower.sampler.sample(self._ctx, row))
             self._accept(seq, seq.sampler.sample(self._ctx, row))
+        # Sampling is part of what a step costs the streams.
+        self._budget.observe(time.perf_counter() - started, len(generating), read)
 
     def _put(self, row: int, token: int, pos: int, seq_id: int, *, logits: bool) -> None:
         batch = self._batch
