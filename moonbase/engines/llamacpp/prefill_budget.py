@@ -49,13 +49,13 @@ class PrefillBudget:
     def seconds_per_prompt_token(self) -> float | None:
         return statistics.median(self._prompt) if self._prompt else None
 
-    def tokens(self, generating: int, shortest: int | None = None) -> int:
+    def tokens(self, generating: int, shortest: int) -> int:
         """Prompt tokens the next step may read beside ``generating`` streams,
         ``shortest`` being the fewest tokens any waiting prompt has left."""
         room = self.n_batch - generating
         if generating == 0:
             return room
-        if shortest is not None and shortest <= SHORT_PROMPT:
+        if shortest <= SHORT_PROMPT:
             return max(1, min(room, max(SHORT_PROMPT, self._measured_chunk(generating))))
         return max(1, min(room, self._measured_chunk(generating)))
 

@@ -353,7 +353,7 @@ class Scheduler:
             rows.append((n, seq, False))
             added.append((seq, [token]))
             n += 1
-        budget = self._budget.tokens(n, len(prefilling[0].pending) if prefilling else None)
+        budget = self._budget.tokens(n, len(prefilling[0].pending)) if prefilling else 0
         for seq in prefilling:
             if budget <= 0:
                 break
