@@ -43,8 +43,8 @@ class EngineSettings(BaseModel):
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=32)
     # A prompt alone is read a whole batch per step; beside generating
-    # streams, its tokens may take this share of each step's time and the
-    # streams keep the rest (0.8: they keep at least a fifth of their rate).
+    # streams, its tokens may take this share of each step's measured time
+    # (the streams keep the rest), but never fewer than 64 tokens a step.
     prefill_share: float = Field(default=0.8, gt=0, lt=1)
     # Idle slots' KV cells are parked in host memory for prefix reuse, up to
     # this much memory in all (SmolLM2-135M: 23 KB a token; a 7B model

@@ -14,8 +14,9 @@ from moonbase.settings import EngineSettings
 from tests.engines.test_llamacpp_engine import collect, request
 
 # The most prompt tokens a step may read between two tokens of a running
-# stream. The measured share (prefill_share 0.8) gives about 25 beside four
-# streams on a 2-core machine; the old fixed chunk was 64; a whole batch 512.
+# stream. Beside four streams on a 2-core machine the measured share
+# (prefill_share 0.8) allows about 25 and the floor, 64, holds; a whole batch
+# would be 512.
 MOST_PROMPT_TOKENS_BETWEEN_STREAM_TOKENS = 128
 
 SENTENCE = "The archive keeps records of ships, harbours, storms and the people who sailed. "

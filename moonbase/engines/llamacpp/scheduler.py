@@ -337,7 +337,8 @@ class Scheduler:
             for seq in state.sequences
             if seq.next_token is not None
         ]
-        # Shortest first: a chat turn passes a document (see prefill_budget.py).
+        # Shortest first, as vLLM lets short prefills pass long ones: a chat
+        # turn starts at once instead of waiting for a document to be read.
         prefilling = sorted(
             (seq for state in self._active.values() for seq in state.sequences if seq.pending),
             key=lambda seq: len(seq.pending),
@@ -353,7 +354,7 @@ class Scheduler:
             rows.append((n, seq, False))
             added.append((seq, [token]))
             n += 1
-        budget = self._budget.tokens(n, len(prefilling[0].pending)) if prefilling else 0
+        budget = self._budget.tokens(n) if prefilling else 0
         for seq in prefilling:
             if budget <= 0:
                 break
