@@ -75,8 +75,10 @@ class PrefixCache:
 
     def park(self, seq_id: int, tokens: list[int], cache_key: str | None) -> bool:
         """Copy ``seq_id``'s cells out; False when they do not fit the bound."""
+        if not tokens:
+            return False
         size = llama_cpp.llama_state_seq_get_size(self._ctx, seq_id)
-        if not tokens or size > self._max_bytes:
+        if size > self._max_bytes:
             return False
         state = (ctypes.c_uint8 * size)()
         if llama_cpp.llama_state_seq_get_data(self._ctx, state, size, seq_id) != size:
