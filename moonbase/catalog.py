@@ -37,6 +37,10 @@ class Family:
     thinking: Thinking
     fixed: FixedSampling | None = None
     accepts_thinking_keep: bool = False  # only kimi-k2.6 has `thinking.keep`
+    # `tool_choice: {"type": "function", ...}`. Moonshot's newest model refuses
+    # it (only "auto", "none" and "required"); every family of the seed's
+    # catalog keeps accepting it, as the platform did when they were published.
+    accepts_named_tool_choice: bool = True
 
 
 MOONSHOT_V1 = Family("moonshot-v1", default_temperature=0.0, thinking=Thinking.NEVER)

@@ -77,6 +77,9 @@ class ChatBackend(Protocol):
         """Build the prompt; a client's mistake in it raises a ``BadRequestError``."""
         ...
 
-    async def count_tokens(self, messages: list[Message], model: ServedModel, media: Media) -> int:
-        """Prompt tokens of ``messages`` as a completion on ``model`` would count them."""
+    async def count_tokens(
+        self, messages: list[Message], model: ServedModel, media: Media, tools: ToolPlan | None
+    ) -> int:
+        """Prompt tokens of ``messages`` (with the ``tools`` their system messages
+        load) as a completion on ``model`` would count them."""
         ...

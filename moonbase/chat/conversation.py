@@ -42,12 +42,15 @@ def to_conversation(
 ) -> Conversation:
     """Turns for the template. History ``reasoning_content`` is dropped unless
     ``keep_reasoning`` (kimi-k2.6 ``thinking.keep: "all"``) puts it back.
-    ``media`` holds every image and video part, already resolved."""
-    conversation = _conversation(messages, keep_reasoning, media or {})
-    if tools is None:
+    ``media`` holds every image and video part, already resolved. The request's
+    tools join the first system turn; a system message's own tools join that
+    message, so the model meets them where the conversation loaded them."""
+    conversation = _conversation(messages, keep_reasoning, media or {}, tools)
+    offered = tools.declared_at(None) if tools is not None else []
+    if not offered:
         return conversation
     turns = list(conversation.turns)
-    block = system_block(tools)
+    block = system_block(offered)
     if turns and turns[0].role == "system":
         first = turns[0]
         turns[0] = ChatTurn("system", f"{first.content}\n\n{block}", first.name, first.media)
@@ -56,7 +59,9 @@ def to_conversation(
     return Conversation(turns, conversation.assistant_prefix)
 
 
-def _conversation(messages: list[Message], keep: bool, media: Media) -> Conversation:
+def _conversation(
+    messages: list[Message], keep: bool, media: Media, tools: ToolPlan | None
+) -> Conversation:
     builtin_ids = {
         call.id
         for message in messages
@@ -77,14 +82,17 @@ def _conversation(messages: list[Message], keep: bool, media: Media) -> Conversa
                 "partial: true is only allowed on the last message, an assistant message",
                 param=f"messages[{index}].partial",
             )
+    whole = messages[:last] if messages[last].partial else messages
+    turns = [_to_turn(i, m, keep, media, tools) for i, m in enumerate(whole)]
     if messages[last].partial:
         prefix, _ = _content_of(last, messages[last], media)
-        turns = [_to_turn(i, m, keep, media) for i, m in enumerate(messages[:last])]
         return Conversation(turns, assistant_prefix=prefix)
-    return Conversation([_to_turn(i, m, keep, media) for i, m in enumerate(messages)])
+    return Conversation(turns)
 
 
-def _to_turn(index: int, message: Message, keep: bool, media: Media) -> ChatTurn:
+def _to_turn(
+    index: int, message: Message, keep: bool, media: Media, tools: ToolPlan | None
+) -> ChatTurn:
     where = f"messages[{index}]"
     text, attached = _content_of(index, message, media)
     if keep and message.role == "assistant" and message.reasoning_content:
@@ -97,8 +105,14 @@ def _to_turn(index: int, message: Message, keep: bool, media: Media) -> ChatTurn
         return ChatTurn("user", f"<tool_response>{text}</tool_response>", media=attached)
     if message.tool_calls:
         return ChatTurn("assistant", history_text(message, text), message.name)
-    if not text and not attached and message.role != "assistant":
+    if not text and not attached and message.role not in ("assistant", "system"):
         raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
+    if message.role == "system":
+        loaded = tools.declared_at(index) if tools is not None else []
+        if not text and not message.tools:
+            raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
+        if loaded:  # dynamically loaded tools
+            text = f"{text}\n\n{system_block(loaded)}" if text else system_block(loaded)
     if message.role == "assistant" and not text and message.reasoning_content is None:
         raise BadRequestError(
             f"{where}: an assistant message needs content, reasoning_content or tool_calls",

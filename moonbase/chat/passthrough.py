@@ -17,6 +17,7 @@ from typing import Any
 
 from moonbase.catalog import ServedModel
 from moonbase.chat.backend import ChatPlan, Generation, Media
+from moonbase.chat.tools import ToolPlan
 from moonbase.chat.upstream_messages import inline_media
 from moonbase.engines.base import ChatCall, ChatEngine, ChatEvent, ReasoningDelta, estimate_tokens
 from moonbase.schemas.chat import Message
@@ -29,10 +30,14 @@ class PassthroughBackend:
     async def measure(self, plan: ChatPlan, model: ServedModel, media: Media) -> PassthroughPrompt:
         body = plan.request.model_dump(mode="json", by_alias=True, exclude_unset=True)
         inline_media(body["messages"], media)
-        size = estimate_tokens(body["messages"]) + sum(item.tokens for item in media.values())
+        size = estimate_tokens(body["messages"], body.get("tools"))
+        size += sum(item.tokens for item in media.values())
         return PassthroughPrompt(self, plan, body, size)
 
-    async def count_tokens(self, messages: list[Message], model: ServedModel, media: Media) -> int:
+    async def count_tokens(
+        self, messages: list[Message], model: ServedModel, media: Media, tools: ToolPlan | None
+    ) -> int:
+        """The upstream's count; the tools ride in their system messages."""
         wire = [message.model_dump(mode="json", exclude_unset=True) for message in messages]
         inline_media(wire, media)
         return await self._engine.count_tokens(model.id, wire)

@@ -30,7 +30,7 @@ from moonbase.chat.media import MediaResolver, find_media
 from moonbase.chat.response_format import output_constraint
 from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
-from moonbase.chat.tools import calls_constraint, plan_tools
+from moonbase.chat.tools import calls_constraint, offered_in_messages, plan_tools
 from moonbase.engines.base import (
     ChoiceFinished,
     PromptProcessed,
@@ -96,7 +96,7 @@ class ChatService:
         server a parse and nothing more. Sized by a character estimate of the
         prompt; the rate-limit counts take the real size when it settles."""
         model = self._registry.get(request.model)
-        prompt = estimate_message_tokens(request.messages)
+        prompt = estimate_message_tokens(request)
         n = request.n or 1
         asked = request.max_completion_tokens or request.max_tokens
         completion = n * (asked or min(self._default_max_tokens, model.context_length))
@@ -128,8 +128,9 @@ class ChatService:
     ) -> int:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
+        tools = offered_in_messages(messages)  # a system message's tools count too
         media = await self._media_of(messages, model, account_id)
-        return await self._registry.backend(model).count_tokens(messages, model, media)
+        return await self._registry.backend(model).count_tokens(messages, model, media, tools)
 
     async def _media_of(
         self, messages: list[Message], model: ServedModel, account_id: str
@@ -297,21 +298,21 @@ def _plan(request: ChatCompletionRequest, request_id: str, model: ServedModel) -
     """The model's rules applied to the request, before any engine sees it."""
     sampling = plan_sampling(model.family, request)
     check_partial_mode(request)
-    tools = plan_tools(request)
+    tools = plan_tools(request, model.family)
     constraint = output_constraint(request.response_format)
-    if tools is not None and tools.forced:
-        if constraint is not None:
-            raise BadRequestError(
-                "a required tool call cannot be combined with a JSON response_format",
-                param="tool_choice",
-            )
+    if tools is not None and tools.forced and constraint is not None:
+        raise BadRequestError(
+            "a required tool call cannot be combined with a JSON response_format",
+            param="tool_choice",
+        )
+    if tools is not None and constraint is None:  # under "auto", a JSON reply format prevails
         constraint = calls_constraint(tools)
     return ChatPlan(request, request_id, sampling, tools, constraint, stop_strings(request.stop))
 
 
-def estimate_message_tokens(messages: list[Message]) -> int:
+def estimate_message_tokens(request: ChatCompletionRequest) -> int:
     """A prompt's size from its characters, before any templating (the upstream
     engine's estimate; media are not decoded here, so they are not counted)."""
-    return estimate_tokens(
-        [message.model_dump(include={"content", "tool_calls"}) for message in messages]
-    )
+    messages = [m.model_dump(include={"content", "tool_calls", "tools"}) for m in request.messages]
+    tools = [tool.model_dump() for tool in request.tools or ()]
+    return estimate_tokens(messages, tools)

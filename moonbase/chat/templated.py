@@ -51,8 +51,10 @@ class TemplatedBackend:
         tokens = await self._render(conversation.turns, conversation.assistant_prefix)
         return TemplatedPrompt(self, plan, conversation, tokens)
 
-    async def count_tokens(self, messages: list[Message], model: ServedModel, media: Media) -> int:
-        conversation = to_conversation(messages, media=media)
+    async def count_tokens(
+        self, messages: list[Message], model: ServedModel, media: Media, tools: ToolPlan | None
+    ) -> int:
+        conversation = to_conversation(messages, tools, media=media)
         tokens = await self._render(conversation.turns, conversation.assistant_prefix)
         return len(tokens) + conversation.media_tokens
 

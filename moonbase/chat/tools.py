@@ -5,62 +5,128 @@ The tools are described to the model in a system block; a call is written as
 ``tool_choice`` "required" (or a named function) the reply is generated under
 a grammar that only admits calls whose arguments follow the tools' schemas, so
 even a small model returns calls that parse and validate. With "auto" the
-model decides; a well-formed call in its text becomes a tool call.
+model decides whether to call; once it begins a call, a lazy grammar holds
+the call to the same schemas (on engines that take one), and a call in its
+text becomes a tool call.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from moonbase.catalog import Family
 from moonbase.chat.mfjs import SchemaError, validate_schema
 from moonbase.engines.base import JsonConstraint
 from moonbase.errors import BadRequestError
-from moonbase.schemas.chat import ChatCompletionRequest, Message, ToolDefinition
+from moonbase.schemas.chat import MAX_TOOLS, ChatCompletionRequest, Message, ToolDefinition
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9\-_]{2,63}$")
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 CALL_PATTERN = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 MAX_CALLS_PER_TURN = 3
 
 
 @dataclass(frozen=True)
 class ToolPlan:
-    tools: list[ToolDefinition]
+    tools: list[ToolDefinition]  # what the model may call (one, under a named tool_choice)
     forced: bool  # "required" or a named function: the reply must be calls
     first_call_index: int  # ids continue the conversation's numbering
+    # Where each tool was declared: None for the request's `tools`, else the
+    # index of the system message that loaded it (it is offered from there on).
+    declared_in: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return [tool.function.name for tool in self.tools]
 
+    def declared_at(self, message_index: int | None) -> list[ToolDefinition]:
+        """The offered tools that the request (None) or one system message declared."""
+        return [t for t in self.tools if self.declared_in.get(t.function.name) == message_index]
 
-def plan_tools(request: ChatCompletionRequest) -> ToolPlan | None:
+
+def plan_tools(request: ChatCompletionRequest, family: Family | None = None) -> ToolPlan | None:
     """Validate tools and tool_choice; None when no tool may be called."""
-    tools = request.tools or []
-    for index, tool in enumerate(tools):
-        _check_tool(index, tool)
+    declared = declared_tools(request.tools, request.messages)
     choice = request.tool_choice
+    if choice is not None and request.tools == []:
+        raise BadRequestError(
+            "tool_choice needs tools to choose from, and tools is empty: "
+            "declare at least one tool or leave tool_choice out",
+            param="tool_choice",
+        )
+    tools = [tool for tool, _ in declared]
+    forced = choice == "required" or isinstance(choice, dict)
+    if forced and not tools:
+        raise BadRequestError(
+            "tool_choice asks for a tool call, but the request declares no tools: "
+            "add tools (or a system message's tools) or leave tool_choice out",
+            param="tool_choice",
+        )
     if not tools or choice == "none":
         return None
-    forced = choice == "required"
     if isinstance(choice, dict):
+        if family is not None and not family.accepts_named_tool_choice:
+            raise BadRequestError(
+                f"{family.name} models take tool_choice auto, none or required only; "
+                'to force one tool, send only that tool with tool_choice "required"',
+                param="tool_choice",
+            )
         name = (choice.get("function") or {}).get("name")
-        matching = [tool for tool in tools if tool.function.name == name]
-        if choice.get("type") != "function" or not matching:
+        tools = [tool for tool in tools if tool.function.name == name]
+        if choice.get("type") != "function" or not tools:
             raise BadRequestError(
                 "tool_choice must be auto, none, required or "
                 '{"type": "function", "function": {"name": <one of the tools>}}',
                 param="tool_choice",
             )
-        tools, forced = matching, True
+    callable_tools = [t for t in tools if t.type == "function"] or tools
     previous = sum(len(m.tool_calls or []) for m in request.messages)
-    return ToolPlan([t for t in tools if t.type == "function"] or tools, forced, previous)
+    where = {tool.function.name: index for tool, index in declared}
+    return ToolPlan(callable_tools, forced, previous, where)
 
 
-def _check_tool(index: int, tool: ToolDefinition) -> None:
-    where = f"tools[{index}].function"
+def declared_tools(
+    request_tools: list[ToolDefinition] | None, messages: list[Message]
+) -> list[tuple[ToolDefinition, int | None]]:
+    """Every tool of the request and of its system messages, each checked, with
+    where it was declared; names are unique across the whole request."""
+    found: list[tuple[str, ToolDefinition, int | None]] = [
+        (f"tools[{i}]", tool, None) for i, tool in enumerate(request_tools or [])
+    ]
+    for index, message in enumerate(messages):
+        if message.tools is None:
+            continue
+        if message.role != "system":
+            raise BadRequestError(
+                f"messages[{index}] is a {message.role} message: only system messages "
+                "may declare tools",
+                param=f"messages[{index}].tools",
+            )
+        found += [(f"messages[{index}].tools[{i}]", t, index) for i, t in enumerate(message.tools)]
+    if len(found) > MAX_TOOLS:
+        raise BadRequestError(
+            f"a request may declare at most {MAX_TOOLS} tools, this one declares {len(found)}",
+            param="tools",
+        )
+    seen: dict[str, str] = {}
+    for where, tool, _ in found:
+        _check_tool(where, tool)
+        name = tool.function.name
+        if name in seen:
+            raise BadRequestError(
+                f"tool name {name!r} is declared twice ({seen[name]} and {where}); "
+                "tool names must be unique",
+                param=f"{where}.function.name",
+            )
+        seen[name] = where
+    return [(tool, index) for _, tool, index in found]
+
+
+def _check_tool(where: str, tool: ToolDefinition) -> None:
+    where = f"{where}.function"
     name = tool.function.name
     if tool.type == "builtin_function":
         if not name.startswith("$"):
@@ -89,13 +155,23 @@ def _check_tool(index: int, tool: ToolDefinition) -> None:
             ) from exc
 
 
-def system_block(plan: ToolPlan) -> str:
+def offered_in_messages(messages: list[Message]) -> ToolPlan | None:
+    """The tools a conversation's system messages load, as a chat request with
+    no ``tools`` of its own would offer them (what a token count must include)."""
+    declared = declared_tools(None, messages)
+    if not declared:
+        return None
+    tools = [tool for tool, _ in declared]
+    return ToolPlan(tools, False, 0, {tool.function.name: index for tool, index in declared})
+
+
+def system_block(tools: list[ToolDefinition]) -> str:
     lines = [
         "You can call these tools. To call one, reply with only:",
         '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>',
         "Tools:",
     ]
-    for tool in plan.tools:
+    for tool in tools:
         function = tool.function
         parameters = json.dumps(function.parameters or {"type": "object"}, ensure_ascii=False)
         lines.append(f"- {function.name}: {function.description or ''} Parameters: {parameters}")
@@ -120,8 +196,39 @@ def history_text(message: Message, text: str) -> str:
 
 
 def calls_constraint(plan: ToolPlan) -> JsonConstraint:
-    """The forced reply: ``{"calls": [...]}`` with each call following its tool's schema."""
+    """How the model's calls are held to the tools' schemas while it decodes.
+
+    Forced ("required" or a named function): the whole reply is
+    ``{"calls": [...]}``. Under "auto" the model writes what it likes; once it
+    begins ``<tool_call>``, the call (the name one of the tools, the arguments
+    following its schema) and up to two more are held to the grammar, and then
+    the reply ends."""
     defs: dict[str, Any] = {}
+    call = _one_call(plan, defs)
+    if not plan.forced:
+        schema = {**call, "$defs": defs} if defs else call
+        return JsonConstraint(
+            schema=schema, opening=CALL_OPEN, closing=CALL_CLOSE, max_values=MAX_CALLS_PER_TURN
+        )
+    calls: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "calls": {
+                "type": "array",
+                "items": call,
+                "minItems": 1,
+                "maxItems": MAX_CALLS_PER_TURN,
+            }
+        },
+        "required": ["calls"],
+    }
+    if defs:
+        calls["$defs"] = defs
+    return JsonConstraint(schema=calls)
+
+
+def _one_call(plan: ToolPlan, defs: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one call, ``{"name": ..., "arguments": ...}``, of any of the tools."""
     variants = []
     for tool in plan.tools:
         name = tool.function.name
@@ -133,21 +240,7 @@ def calls_constraint(plan: ToolPlan) -> JsonConstraint:
                 "required": ["name", "arguments"],
             }
         )
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {
-            "calls": {
-                "type": "array",
-                "items": {"anyOf": variants} if len(variants) > 1 else variants[0],
-                "minItems": 1,
-                "maxItems": MAX_CALLS_PER_TURN,
-            }
-        },
-        "required": ["calls"],
-    }
-    if defs:
-        schema["$defs"] = defs
-    return JsonConstraint(schema=schema)
+    return {"anyOf": variants} if len(variants) > 1 else variants[0]
 
 
 def _hoist(tool: str, parameters: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -75,6 +75,13 @@ class JsonConstraint:
     """
 
     schema: dict[str, Any] | None = None
+    # Lazy (tool calls under tool_choice "auto"): the output is free text until
+    # the model begins to write ``opening``; from there each value is
+    # ``opening`` + a JSON object (matching ``schema``) + ``closing``, at most
+    # ``max_values`` of them, and then the output ends.
+    opening: str | None = None
+    closing: str = ""
+    max_values: int = 1
 
 
 @dataclass(frozen=True)
@@ -238,9 +245,12 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
 
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """A prompt's size (wire messages) from its characters, for engines that cannot count."""
-    chars = 0
+def estimate_tokens(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> int:
+    """A prompt's size (wire messages, and tools as JSON) from its characters,
+    for engines that cannot count."""
+    chars = sum(len(json.dumps(tool, ensure_ascii=False)) for tool in tools or ())
     for message in messages:
         content = message.get("content")
         if isinstance(content, str):
@@ -249,4 +259,6 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
             chars += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
         for call in message.get("tool_calls") or ():
             chars += len(json.dumps(call))
+        for tool in message.get("tools") or ():  # a system message's own tools
+            chars += len(json.dumps(tool, ensure_ascii=False))
     return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)

@@ -63,6 +63,21 @@ class ToolCall(WireModel):
     index: StrictInt | None = None
 
 
+class FunctionDefinition(WireModel):
+    name: StrictStr
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+
+class ToolDefinition(WireModel):
+    type: Literal["function", "builtin_function"]
+    function: FunctionDefinition
+
+
+MAX_TOOLS = 128
+
+
 class Message(WireModel):
     role: Literal["system", "user", "assistant", "tool"]
     # The spec requires content; only assistant turns (which may carry just
@@ -74,6 +89,9 @@ class Message(WireModel):
     reasoning_content: StrictStr | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: StrictStr | None = None
+    # Dynamically loaded tools: a system message may declare tools that the
+    # model may call from that point of the conversation (chat/tools.py).
+    tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
 
     @field_validator("content")
     @classmethod
@@ -84,18 +102,6 @@ class Message(WireModel):
         if content is None and role is not None and role != "assistant":
             raise PydanticCustomError("missing", "Field required")
         return content
-
-
-class FunctionDefinition(WireModel):
-    name: StrictStr
-    description: StrictStr | None = None
-    parameters: dict[str, Any] | None = None
-    strict: StrictBool | None = None
-
-
-class ToolDefinition(WireModel):
-    type: Literal["function", "builtin_function"]
-    function: FunctionDefinition
 
 
 class JsonSchemaFormat(WireModel):
@@ -133,7 +139,7 @@ class ChatCompletionRequest(WireModel):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
-    tools: list[ToolDefinition] | None = Field(None, max_length=128)
+    tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
     thinking: ThinkingOption | None = None
     # Both are kept in the usage record: bounded as its columns are.

@@ -5,6 +5,7 @@ import llama_cpp
 import pytest
 from llama_cpp import _internals
 
+from moonbase.engines.llamacpp.grammar import Grammar
 from moonbase.engines.llamacpp.json_grammar import (
     MAX_MINIMUM,
     GrammarError,
@@ -115,7 +116,7 @@ def test_every_valid_vector_compiles_in_llama_cpp(vocab):
         if schema.get("minLength", 0) > MAX_MINIMUM:  # 999999999999 characters: refused, below
             continue
         try:
-            llama_cpp.llama_sampler_free(compile_grammar(vocab, json_grammar(schema)))
+            llama_cpp.llama_sampler_free(compile_grammar(vocab, Grammar(json_grammar(schema))))
         except GrammarError as error:
             failures.append(f"{json.dumps(schema)[:120]}: {error}")
     assert not failures, "\n".join(failures)
@@ -142,7 +143,7 @@ def test_recursive_references_compile(vocab):
             "properties": {"head": {"$ref": "#/$defs/linked_list_node"}},
         },
     ):
-        llama_cpp.llama_sampler_free(compile_grammar(vocab, json_grammar(schema)))
+        llama_cpp.llama_sampler_free(compile_grammar(vocab, Grammar(json_grammar(schema))))
 
 
 def test_annotations_are_dropped_for_generation_but_property_names_are_not():
@@ -195,7 +196,7 @@ def test_keywords_beside_ref_are_ignored_for_generation():
 def test_recorded_client_tool_schemas_compile_in_llama_cpp(vocab, tools):
     for tool in tools():
         grammar = json_grammar(tool["function"]["parameters"])
-        llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))
+        llama_cpp.llama_sampler_free(compile_grammar(vocab, Grammar(grammar)))
 
 
 def _as_regex(rule_body: str) -> re.Pattern[str]:
@@ -229,7 +230,7 @@ def test_a_bounded_number_takes_the_integers_in_its_range(vocab):
     grammar = json_grammar({"type": "number", "minimum": 0.5, "maximum": 3.5})
     pattern = _as_regex(rule(grammar, "root").split("::=", 1)[1].strip().removesuffix("space"))
     assert [n for n in range(-5, 10) if pattern.match(str(n))] == [1, 2, 3]
-    llama_cpp.llama_sampler_free(compile_grammar(vocab, grammar))
+    llama_cpp.llama_sampler_free(compile_grammar(vocab, Grammar(grammar)))
 
 
 def test_a_schema_too_deep_to_walk_is_a_grammar_error_not_a_crash():

@@ -62,7 +62,7 @@ def test_any_split_of_the_stream_gives_the_same_result(reasoning, answer, cuts):
 
 
 def test_templates_tell_whether_the_model_reasons_natively():
-    from moonbase.engines.llamacpp.chat_template import ChatTemplate
+    from moonbase.engines.chat_template import ChatTemplate
 
     plain = ChatTemplate(
         "{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}"

@@ -26,8 +26,9 @@ from moonbase.engines.base import (
     GenerationRequest,
     JsonConstraint,
 )
-from moonbase.engines.llamacpp.chat_template import ChatTemplate
-from moonbase.engines.llamacpp.json_grammar import GrammarError, JsonBounds, json_grammar
+from moonbase.engines.chat_template import ChatTemplate
+from moonbase.engines.llamacpp.grammar import Grammar, grammar_for
+from moonbase.engines.llamacpp.json_grammar import GrammarError, JsonBounds
 from moonbase.engines.llamacpp.model_file import resolve_model_path
 from moonbase.engines.llamacpp.prompt_tokenizer import PromptTokenizer, probe_prompt
 from moonbase.engines.llamacpp.sampler import compile_grammar
@@ -127,6 +128,11 @@ class LlamaCppEngine:
         job = Job(request, asyncio.get_running_loop())
         if request.constraint is not None:
             job.grammar = await asyncio.to_thread(self._grammar_for, request.constraint)
+            if job.grammar is None:
+                log.warning(
+                    "%s: no grammar for these tools; calls under auto are free text",
+                    request.request_id,
+                )
         self._scheduler.submit(job)
         try:
             while True:
@@ -139,12 +145,18 @@ class LlamaCppEngine:
         finally:
             job.cancelled.set()
 
-    def _grammar_for(self, constraint: JsonConstraint) -> str:
-        """GBNF for the constraint, proven to compile before it reaches the scheduler."""
+    def _grammar_for(self, constraint: JsonConstraint) -> Grammar | None:
+        """The constraint's grammar, proven to compile before it reaches the scheduler.
+
+        A lazy one (calls under tool_choice "auto") that cannot be built, for
+        a tool declared ``strict: false`` with a schema beyond the grammar, is
+        None: the model still decides freely, as it would without one."""
         try:
-            grammar = json_grammar(constraint.schema, self._json_bounds)
+            grammar = grammar_for(constraint, self._json_bounds)
             llama_cpp.llama_sampler_free(compile_grammar(self._model.vocab, grammar))
         except GrammarError as exc:
+            if constraint.opening is not None:
+                return None
             raise BadRequestError(str(exc), param="response_format") from exc
         return grammar
 

@@ -8,6 +8,7 @@ import random
 import llama_cpp
 
 from moonbase.engines.base import SamplingParams
+from moonbase.engines.llamacpp.grammar import Grammar
 from moonbase.engines.llamacpp.json_grammar import GrammarError
 
 # OpenAI's penalties apply to everything generated so far, not a window.
@@ -27,7 +28,7 @@ class SamplerChain:
         n_vocab: int,
         seed: int | None,
         vocab: object = None,
-        grammar: str | None = None,
+        grammar: Grammar | None = None,
     ) -> None:
         self.handle = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
@@ -84,9 +85,25 @@ class PieceTable:
         return piece
 
 
-def compile_grammar(vocab: object, grammar: str) -> object:
+def compile_grammar(vocab: object, grammar: Grammar) -> object:
     """A llama.cpp grammar sampler; GrammarError if llama.cpp cannot parse the grammar."""
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    if grammar.triggers:
+        patterns = (ctypes.c_char_p * len(grammar.triggers))(
+            *(pattern.encode() for pattern in grammar.triggers)
+        )
+        sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+            vocab,
+            grammar.gbnf.encode(),
+            grammar.root.encode(),
+            patterns,
+            len(grammar.triggers),
+            None,
+            0,
+        )
+    else:
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar.gbnf.encode(), grammar.root.encode()
+        )
     if not sampler:
         raise GrammarError("llama.cpp could not compile the output grammar")
     return sampler

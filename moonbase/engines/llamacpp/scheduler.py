@@ -35,6 +35,7 @@ from moonbase.engines.base import (
     PromptProcessed,
     TextDelta,
 )
+from moonbase.engines.llamacpp.grammar import Grammar
 from moonbase.engines.llamacpp.prefill_budget import PrefillBudget
 from moonbase.engines.llamacpp.prefix_cache import PrefixCache, common_prefix
 from moonbase.engines.llamacpp.sampler import PieceTable, SamplerChain
@@ -55,7 +56,7 @@ class Job:
     events: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     cached_tokens: int = 0  # prompt tokens found in a slot's KV cache
-    grammar: str | None = None  # GBNF the output must follow, checked before submission
+    grammar: Grammar | None = None  # what the output must follow, compiled before submission
 
     def emit(self, item: object) -> None:
         try:

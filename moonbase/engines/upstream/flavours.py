@@ -4,8 +4,9 @@ Requests: Moonshot's ``thinking`` becomes the chat template's kwargs on vLLM,
 SGLang and llama-server (Kimi's templates read ``thinking`` and
 ``preserve_thinking``); partial mode (a last assistant message with
 ``partial: true``) becomes vLLM/SGLang's ``continue_final_message``, while
-llama-server continues a trailing assistant message by itself. Moonshot
-itself gets the request as the client wrote it.
+llama-server continues a trailing assistant message by itself. Tools that
+a system message loads (Moonshot's dynamically loaded tools) join the
+request's ``tools``. Moonshot itself gets the request as the client wrote it.
 
 Responses: reasoning arrives as ``reasoning_content`` (llama-server, older
 vLLM, Moonshot) or ``reasoning`` (newer vLLM, SGLang); cached prompt tokens
@@ -46,6 +47,9 @@ def request_body(call: ChatCall, flavour: str, model: str) -> dict[str, Any]:
         presence_penalty=sampling.presence_penalty,
         frequency_penalty=sampling.frequency_penalty,
     )
+    body["messages"], loaded = without_message_tools(body["messages"])
+    if loaded:
+        body["tools"] = [*body.get("tools", ()), *loaded]
     if "tools" in body:
         # Moonshot's builtin functions ($web_search) run on Moonshot only.
         tools = [tool for tool in body["tools"] if tool.get("type") == "function"]
@@ -68,6 +72,24 @@ def request_body(call: ChatCall, flavour: str, model: str) -> dict[str, Any]:
             kwargs["preserve_thinking"] = True
         body["chat_template_kwargs"] = kwargs
     return body
+
+
+def without_message_tools(
+    messages: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Messages without the tools their system messages load, and those tools.
+
+    Dynamically loaded tools are Moonshot's: other servers' chat templates take
+    tools at the request's level only, so they are merged there (the model
+    still sees every tool; names are unique across the request)."""
+    loaded: list[dict[str, Any]] = []
+    plain = []
+    for message in messages:
+        if "tools" in message:
+            message = dict(message)
+            loaded += message.pop("tools") or ()
+        plain.append(message)
+    return plain, loaded
 
 
 def reasoning_of(delta: dict[str, Any]) -> str | None:

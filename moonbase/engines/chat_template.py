@@ -1,16 +1,20 @@
-"""The model's own chat template, read from the GGUF metadata and rendered with Jinja.
+"""A model's own chat template (from a GGUF's metadata, or a Hugging Face
+tokenizer folder) rendered with Jinja.
 
 This is how Hugging Face transformers renders templates (a sandboxed
-environment, ``raise_exception`` and ``strftime_now`` helpers), so a GGUF's
-template means the same thing here as where it was written.
+environment, ``raise_exception`` and ``strftime_now`` helpers, ``tojson``
+keeping non-ASCII text, loop controls), so a template means the same thing
+here as where it was written.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
+from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from moonbase.engines.base import ChatTemplateError, ChatTurn
@@ -32,11 +36,19 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, **_: Any) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent)
+
+
 class ChatTemplate:
     def __init__(self, source: str | None, *, bos_token: str, eos_token: str) -> None:
         env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=StrictUndefined,
+            extensions=[loopcontrols],
         )
+        env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise_exception
         env.globals["strftime_now"] = _strftime_now
         self.source = source or FALLBACK_TEMPLATE
@@ -64,12 +76,20 @@ class ChatTemplate:
             if turn.name:
                 message["name"] = turn.name
             messages.append(message)
+        return self.render_messages(messages)
+
+    def render_messages(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> str:
+        """The prompt for wire-shaped messages (and tools, for templates that take
+        them; None when there are none, as transformers passes it)."""
         try:
             return self._template.render(
                 messages=messages,
                 add_generation_prompt=True,
                 bos_token=self._bos_token,
                 eos_token=self._eos_token,
+                tools=tools or None,
             )
         except ChatTemplateError:
             raise
