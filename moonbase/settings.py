@@ -83,6 +83,11 @@ class UpstreamEngineSettings(BaseModel):
     model: str | None = None
     api_key: str | None = None
     context_length: int = Field(default=131072, ge=256)
+    # A Hugging Face tokenizer folder for the served model (tokenizer.json and
+    # its chat template): token counts are then exact and local, whatever the
+    # flavour. Unset: the upstream counts (vLLM, SGLang, llama-server,
+    # Moonshot), or, for a generic server, an estimate fitted to its usage.
+    tokenizer: Path | None = None
     supports_image_in: bool = False
     supports_video_in: bool = False
     connect_timeout_s: float = Field(default=3.0, gt=0)

@@ -28,6 +28,7 @@ import orjson
 from moonbase.engines.base import (
     ChatCall,
     ChatEvent,
+    ChatTemplateError,
     ChoiceFinished,
     EngineCapabilities,
     EngineHealth,
@@ -44,7 +45,9 @@ from moonbase.engines.upstream.flavours import (
     reasoning_of,
     request_body,
     tool_call_id,
+    without_message_tools,
 )
+from moonbase.engines.upstream.prompt_count import HfPromptCounter, TemplateCalibration
 from moonbase.engines.upstream.replicas import Replica, ReplicaPool
 from moonbase.errors import (
     BadRequestError,
@@ -76,6 +79,10 @@ class UpstreamEngine:
             takes_conversations=True,
         )
         self._monitor: asyncio.Task[None] | None = None
+        # Counting where the upstream cannot: a named tokenizer (exact), else
+        # what its reported usage taught us of its template, per served model.
+        self._counter = HfPromptCounter(settings.tokenizer) if settings.tokenizer else None
+        self._calibrations: dict[str, TemplateCalibration] = {}
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -103,6 +110,8 @@ class UpstreamEngine:
                 payload = orjson.loads(await response.read())
                 events = self._message_events(payload, call)
             async for event in events:
+                if isinstance(event, UsageReported):
+                    self._learn(model, call, event.prompt_tokens)
                 yield event
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self._pool.failed(replica, _describe(exc))
@@ -226,12 +235,19 @@ class UpstreamEngine:
     # -- tokens -----------------------------------------------------------------
 
     async def count_tokens(self, model_id: str, messages: list[dict[str, Any]]) -> int:
-        """The upstream's own count where it has one, else an estimate."""
+        """A named tokenizer's exact count, else the upstream's own where it has
+        one, else an estimate calibrated on what it has billed."""
+        if self._counter is not None:
+            plain, tools = without_message_tools(messages)
+            try:
+                return self._counter.count(plain, tools or None)
+            except ChatTemplateError as exc:
+                raise BadRequestError(str(exc), param="messages") from exc
         try:
             return await self._count_tokens(model_id, messages)
         except LookupError as missing:  # e.g. an engine build without /tokenize
             log.warning("engine %s cannot count tokens (%s); estimating", self.name, missing)
-            return estimate_tokens(messages)
+            return self._estimate(model_id, messages)
 
     async def _count_tokens(self, model_id: str, messages: list[dict[str, Any]]) -> int:
         flavour = self._settings.flavour
@@ -246,12 +262,31 @@ class UpstreamEngine:
             rendered = await self._post("/apply-template", model, messages, root=True)
             tokens = await self._post_json("/tokenize", {"content": rendered["prompt"]}, True)
             return len(tokens["tokens"])
-        return estimate_tokens(messages)
+        return self._estimate(model_id, messages)
+
+    def _estimate(self, model_id: str, messages: list[dict[str, Any]]) -> int:
+        calibration = self._calibrations.get(self.upstream_model(model_id))
+        if calibration is None:
+            return estimate_tokens(messages)
+        return calibration.estimate(messages, None)
+
+    def _learn(self, model: str, call: ChatCall, prompt_tokens: int) -> None:
+        """Fit the estimate to what the upstream billed (text-only prompts)."""
+        messages = call.body.get("messages") or []
+        if prompt_tokens <= 0 or any(_has_media(message) for message in messages):
+            return
+        calibration = self._calibrations.setdefault(model, TemplateCalibration())
+        calibration.observe(messages, call.body.get("tools"), prompt_tokens)
 
     async def _post(
         self, path: str, model: str, messages: list[dict[str, Any]], root: bool = False
     ) -> dict[str, Any]:
-        return await self._post_json(path, {"model": model, "messages": messages}, root)
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if self._settings.flavour != "moonshot":
+            body["messages"], tools = without_message_tools(messages)
+            if tools:
+                body["tools"] = tools
+        return await self._post_json(path, body, root)
 
     async def _post_json(self, path: str, body: dict[str, Any], root: bool) -> dict[str, Any]:
         replica, response = await self._open(path, body, root)
@@ -390,6 +425,13 @@ class _ChoiceReader:
         finish: FinishReason = "length" if reason == "length" else "stop"
         events.append(ChoiceFinished(index, finish, self._produced.get(index, 0)))
         return events
+
+
+def _has_media(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") != "text" for part in content
+    )
 
 
 def _usage(payload: dict[str, Any]) -> UsageReported:
