@@ -69,7 +69,7 @@ def test_the_calibration_learns_what_a_template_adds():
 
     def billed(messages: list[dict]) -> int:
         content = estimate_tokens(messages) - 4 * len(messages)
-        return content + 5 * len(messages) + 3 + 20 * int(shape_of(messages)[2])
+        return content + 5 * len(messages) + 3 + 20 * int(shape_of(messages)[4])
 
     rng = random.Random(7)
     calibration = TemplateCalibration()

@@ -271,12 +271,17 @@ class UpstreamEngine:
         return calibration.estimate(messages, None)
 
     def _learn(self, model: str, call: ChatCall, prompt_tokens: int) -> None:
-        """Fit the estimate to what the upstream billed (text-only prompts)."""
+        """Fit the estimate to what the upstream billed (text-only prompts without tools)."""
         messages = call.body.get("messages") or []
-        if prompt_tokens <= 0 or any(_has_media(message) for message in messages):
+        # Media are counted apart, and templates render tools in ways of their
+        # own (a block of instructions around the schemas): neither teaches
+        # the fit what plain conversations cost.
+        if prompt_tokens <= 0 or call.body.get("tools") or any(
+            _has_media(message) or message.get("tools") for message in messages
+        ):
             return
         calibration = self._calibrations.setdefault(model, TemplateCalibration())
-        calibration.observe(messages, call.body.get("tools"), prompt_tokens)
+        calibration.observe(messages, None, prompt_tokens)
 
     async def _post(
         self, path: str, model: str, messages: list[dict[str, Any]], root: bool = False

@@ -13,14 +13,15 @@ that has none). Two ways to do better, best first:
   with no request to the upstream.
 - ``TemplateCalibration``: the upstream reports the prompt tokens of every
   request it serves, so the engine learns what its template adds: a ridge
-  regression of (reported - character estimate) on the conversation's shape
-  (messages, whether a system message is there), starting from the plain
-  estimate's 4 tokens a message and moving with the evidence.
+  regression of the reported prompt tokens on the conversation's shape (its
+  text's character estimate, its messages, whether a system message is
+  there), starting from the plain estimate and moving with the evidence.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,32 +101,55 @@ def _text_only(message: dict[str, Any]) -> dict[str, Any]:
 
 # -- calibration ---------------------------------------------------------------
 
-# Features of a conversation's shape: messages, a constant (the generation
-# prompt), and no system message (templates that add a default one).
-_PRIOR = (float(TOKENS_PER_MESSAGE), 0.0, 0.0)  # the plain estimate
-_PRIOR_WEIGHT = 1.0  # worth one observation
+# Features of a conversation: its text twice over, as pieces a BPE
+# pre-tokenizer would make (runs of letters, digits and CJK characters one by
+# one, punctuation runs) and as characters (tokenizers differ in both ratios:
+# characters / 4 alone overcounts long prose and undercounts short turns),
+# its messages, a constant (the generation prompt), and no system message
+# (templates that add a default one).
+_PRIOR = (0.0, 0.25, float(TOKENS_PER_MESSAGE), 0.0, 0.0)  # the plain estimate
+# How much the plain estimate weighs against the evidence, per feature: a
+# fraction of one observation, so a handful of requests outweigh it.
+_PRIOR_WEIGHT = (1.0, 1.0, 0.1, 0.1, 0.1)
 _DECAY = 0.98  # the newest ~50 requests count most: a changed upstream is relearned
 
 
-def shape_of(messages: list[dict[str, Any]]) -> tuple[float, float, float]:
+def shape_of(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> tuple[float, ...]:
     has_system = any(message.get("role") == "system" for message in messages)
-    return (float(len(messages)), 1.0, 0.0 if has_system else 1.0)
+    texts = _texts(messages, tools)
+    pieces = sum(len(_PIECES.findall(text)) for text in texts)
+    chars = sum(len(text) for text in texts)
+    return (float(pieces), float(chars), float(len(messages)), 1.0, 0.0 if has_system else 1.0)
+
+
+_PIECES = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\d_]+|\d|[^\w\s]+|_+")
+
+
+def _texts(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[str]:
+    texts = [json.dumps(tool, ensure_ascii=False) for tool in tools or ()]
+    for message in messages:
+        content = _text_only(message)["content"]
+        texts.append(content if isinstance(content, str) else "")
+        texts += [json.dumps(call, ensure_ascii=False) for call in message.get("tool_calls") or ()]
+        texts += [json.dumps(tool, ensure_ascii=False) for tool in message.get("tools") or ()]
+    return texts
 
 
 class TemplateCalibration:
-    """What one upstream model's template adds to the character estimate."""
+    """What one upstream model's tokenizer and template make of a conversation."""
 
     def __init__(self) -> None:
         size = len(_PRIOR)
-        self._gram = [[_PRIOR_WEIGHT if i == j else 0.0 for j in range(size)] for i in range(size)]
-        self._moment = [_PRIOR_WEIGHT * w for w in _PRIOR]
+        self._gram = [[_PRIOR_WEIGHT[i] if i == j else 0.0 for j in range(size)] for i in range(size)]
+        self._moment = [weight * w for weight, w in zip(_PRIOR_WEIGHT, _PRIOR, strict=True)]
         self._weights: tuple[float, ...] = _PRIOR
         self.observations = 0
 
     def estimate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
-        content = _content_estimate(messages, tools)
-        overhead = sum(w * x for w, x in zip(self._weights, shape_of(messages), strict=True))
-        return max(1, round(content + overhead))
+        x = shape_of(messages, tools)
+        return max(1, round(sum(w * v for w, v in zip(self._weights, x, strict=True))))
 
     def observe(
         self,
@@ -133,24 +157,19 @@ class TemplateCalibration:
         tools: list[dict[str, Any]] | None,
         reported_prompt_tokens: int,
     ) -> None:
-        x = shape_of(messages)
-        overhead = reported_prompt_tokens - _content_estimate(messages, tools)
+        x = shape_of(messages, tools)
         size = len(x)
         for i in range(size):
-            self._moment[i] = _DECAY * self._moment[i] + x[i] * overhead
+            # The decayed prior is topped up, so it keeps the system solvable
+            # whatever shapes were seen, and never outweighs the evidence.
+            prior = (1 - _DECAY) * _PRIOR_WEIGHT[i]
+            self._moment[i] = _DECAY * self._moment[i] + x[i] * reported_prompt_tokens
+            self._moment[i] += prior * _PRIOR[i]
             for j in range(size):
                 self._gram[i][j] = _DECAY * self._gram[i][j] + x[i] * x[j]
-        # The decayed prior keeps the system solvable whatever the shapes seen.
-        for i in range(size):
-            self._gram[i][i] += (1 - _DECAY) * _PRIOR_WEIGHT
-            self._moment[i] += (1 - _DECAY) * _PRIOR_WEIGHT * _PRIOR[i]
+            self._gram[i][i] += prior
         self._weights = tuple(_solve(self._gram, self._moment))
         self.observations += 1
-
-
-def _content_estimate(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> float:
-    """The character estimate without its per-message part (which the fit replaces)."""
-    return float(estimate_tokens(messages, tools) - TOKENS_PER_MESSAGE * len(messages))
 
 
 def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
