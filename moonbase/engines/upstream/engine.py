@@ -276,8 +276,10 @@ class UpstreamEngine:
         # Media are counted apart, and templates render tools in ways of their
         # own (a block of instructions around the schemas): neither teaches
         # the fit what plain conversations cost.
-        if prompt_tokens <= 0 or call.body.get("tools") or any(
-            _has_media(message) or message.get("tools") for message in messages
+        if (
+            prompt_tokens <= 0
+            or call.body.get("tools")
+            or any(_has_media(message) or message.get("tools") for message in messages)
         ):
             return
         calibration = self._calibrations.setdefault(model, TemplateCalibration())

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from moonbase.engines.base import TOKENS_PER_MESSAGE, estimate_tokens
+from moonbase.engines.base import TOKENS_PER_MESSAGE
 from moonbase.engines.chat_template import ChatTemplate
 
 
@@ -142,7 +142,9 @@ class TemplateCalibration:
 
     def __init__(self) -> None:
         size = len(_PRIOR)
-        self._gram = [[_PRIOR_WEIGHT[i] if i == j else 0.0 for j in range(size)] for i in range(size)]
+        self._gram = [
+            [_PRIOR_WEIGHT[i] if i == j else 0.0 for j in range(size)] for i in range(size)
+        ]
         self._moment = [weight * w for weight, w in zip(_PRIOR_WEIGHT, _PRIOR, strict=True)]
         self._weights: tuple[float, ...] = _PRIOR
         self.observations = 0
