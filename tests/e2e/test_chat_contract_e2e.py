@@ -12,33 +12,10 @@ import jsonschema
 import openai
 import pytest
 
+from tests.contract_tools import SEARCH, WEATHER
 from tests.e2e.test_structured_output_e2e import SCHEMAS, check
 
 MODEL = "moonshot-v1-8k"
-SEARCH = {
-    "type": "function",
-    "function": {
-        "name": "search_docs",
-        "description": "Search the documentation",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
-            "required": ["query", "limit"],
-        },
-    },
-}
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 
 

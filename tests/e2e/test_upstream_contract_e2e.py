@@ -23,22 +23,11 @@ import jsonschema
 import pytest
 
 from moonbase.engines.llamacpp.model_file import default_model_path
+from tests.contract_tools import SEARCH
 from tests.e2e.server import RunningServer, openai_client, start_server
 from tests.hf_tokenizer_from_gguf import write_tokenizer_folder
 
 MODEL = "moonshot-v1-8k"
-SEARCH = {
-    "type": "function",
-    "function": {
-        "name": "search_docs",
-        "description": "Search the documentation",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
-            "required": ["query", "limit"],
-        },
-    },
-}
 
 
 def gateway_config(path: Path, url: str, api_key: str, flavour: str, extra: str = "") -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from moonbase.engines.base import ChatCall, ChatTurn, SamplingParams, estimate_tokens
+from moonbase.engines.base import ChatTurn, estimate_tokens
 from moonbase.engines.llamacpp.engine import LlamaCppEngine
 from moonbase.engines.llamacpp.model_file import default_model_path
 from moonbase.engines.upstream.flavours import request_body
@@ -21,6 +21,7 @@ from moonbase.engines.upstream.prompt_count import (
     shape_of,
 )
 from moonbase.settings import EngineSettings
+from tests.engines.test_upstream_engine import call
 from tests.hf_tokenizer_from_gguf import write_tokenizer_folder
 
 CONVERSATIONS = [
@@ -101,19 +102,8 @@ def test_tools_a_system_message_loads_reach_each_flavour(flavour: str):
         {"role": "system", "content": "Docs.", "tools": [SEARCH]},
         {"role": "user", "content": "hi"},
     ]
-    call = ChatCall(
-        request_id="r",
-        body={"model": "m", "messages": messages, "tools": [WEATHER]},
-        max_tokens=8,
-        sampling=SamplingParams(),
-        n=1,
-        thinking=False,
-        keep_reasoning=False,
-        first_call_index=0,
-        prompt_estimate=5,
-        stream=False,
-    )
-    sent = request_body(call, flavour, "served")
+    chat = call(stream=False, messages=messages, tools=[WEATHER])
+    sent = request_body(chat, flavour, "served")
     if flavour == "moonshot":
         assert sent["messages"] == messages and sent["tools"] == [WEATHER]
     else:

@@ -16,34 +16,11 @@ from moonbase.chat.tools import plan_tools
 from moonbase.errors import BadRequestError
 from moonbase.schemas.chat import ChatCompletionRequest
 from tests.conftest import PlatformClient
+from tests.contract_tools import SEARCH, WEATHER
 from tests.platform.test_chat_platform import assert_error, sse_events
 
 MODEL = "kimi-k2.5"
 USER = [{"role": "user", "content": "What is the weather in Paris?"}]
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-SEARCH = {
-    "type": "function",
-    "function": {
-        "name": "search_docs",
-        "description": "Search the documentation",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string"}},
-            "required": ["query"],
-        },
-    },
-}
 STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 
 
