@@ -261,3 +261,33 @@ async def test_what_was_already_refused_stays_refused(
     response = await platform.post("/v1/chat/completions", json=body(stream=stream, **fields))
     error = assert_error(response, 400, "invalid_request_error")
     assert error["param"].startswith(param), error
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"type": "function", "function": {"name": "bad\u0000name"}},
+        {"type": "function", "function": {"name": "deep", "parameters": "x"}},
+    ],
+    ids=["nul-in-name", "parameters-not-an-object"],
+)
+async def test_hostile_tools_in_a_system_message_are_clean_400s(
+    platform: PlatformClient, tool: dict[str, Any]
+):
+    messages = [{"role": "system", "content": "Tools.", "tools": [tool]}, *USER]
+    response = await platform.post("/v1/chat/completions", json=body(messages=messages))
+    error = assert_error(response, 400, "invalid_request_error")
+    assert error["param"].startswith("messages[0].tools[0]")
+
+
+async def test_a_system_messages_tool_schema_100000_deep_is_a_clean_400(platform: PlatformClient):
+    deep = '{"type": "object", "properties": {"a": ' * 100_000 + "{}" + "}}" * 100_000
+    tool = '{"type": "function", "function": {"name": "deep_tool", "parameters": ' + deep + "}}"
+    raw = (
+        '{"model": "kimi-k2.5", "thinking": {"type": "disabled"}, "max_tokens": 4, "messages": '
+        '[{"role": "system", "content": "T", "tools": [' + tool + "]}, "
+        '{"role": "user", "content": "hi"}]}'
+    )
+    response = await platform.post("/v1/chat/completions", content=raw)
+    assert response.status_code in (400, 413), response.text
+    assert response.json()["error"]["type"] in ("invalid_request_error", "request_too_large")
