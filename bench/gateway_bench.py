@@ -7,11 +7,16 @@ balance, rate limits, billing and usage records on) with the stub as a
 virtualenv, one worker) is configured on the same stub. Each cell is a
 closed loop of N keep-alive connections for a fixed time (bench/loadgen.py).
 
+The ``anthropic`` target is the same moonbase through its Anthropic Messages
+endpoint (/anthropic/v1/messages, the same question and budget): its ratio to
+the OpenAI path is the translation layer's cost.
+
     .venv/bin/python bench/gateway_bench.py --seconds 10
     .venv/bin/python bench/gateway_bench.py --skip-litellm   # moonbase only
 
 Prints a markdown table: requests/s, p50/p99 latency, latency added over the
-direct stub, and moonbase's ratios to LiteLLM.
+direct stub, moonbase's ratios to LiteLLM, and the Anthropic path's to the
+OpenAI path.
 """
 
 from __future__ import annotations
@@ -143,12 +148,16 @@ def start_litellm(folder: Path, stub: str) -> tuple[subprocess.Popen, str]:
     return process, url
 
 
-def load(url: str, stream: bool, concurrency: int, seconds: float, key: str | None) -> dict:
+def load(
+    target: tuple[str, str | None, str], stream: bool, concurrency: int, seconds: float
+) -> dict:
+    url, key, path = target
+    # One body for both APIs: model, messages, max_tokens and stream mean the same.
     body = {"model": MODEL, "messages": QUESTION, "max_tokens": 16, "stream": stream}
     command = [
         sys.executable,
         str(ROOT / "bench" / "loadgen.py"),
-        f"{url}/v1/chat/completions",
+        f"{url}{path}",
         json.dumps(body),
         str(concurrency),
         str(seconds),
@@ -178,20 +187,22 @@ def main() -> None:
             wait_up(f"{stub_url}/v1/models", stub)
             moonbase, moonbase_url, key = start_moonbase(folder, stub_url)
             processes.append(moonbase)
-            targets: dict[str, tuple[str, str | None]] = {
-                "direct": (stub_url, None),
-                "moonbase": (moonbase_url, key),
+            chat, messages = "/v1/chat/completions", "/anthropic/v1/messages"
+            targets: dict[str, tuple[str, str | None, str]] = {
+                "direct": (stub_url, None, chat),
+                "moonbase": (moonbase_url, key, chat),
+                "anthropic": (moonbase_url, key, messages),
             }
             if not args.skip_litellm:
                 litellm, litellm_url = start_litellm(folder, stub_url)
                 processes.append(litellm)
-                targets["litellm"] = (litellm_url, LITELLM_KEY)
+                targets["litellm"] = (litellm_url, LITELLM_KEY, chat)
             results = []
             for stream in (False, True):
                 for concurrency in args.concurrency:
                     row: dict[str, dict] = {}
-                    for name, (url, token) in targets.items():
-                        row[name] = load(url, stream, concurrency, args.seconds, token)
+                    for name, target in targets.items():
+                        row[name] = load(target, stream, concurrency, args.seconds)
                         print(
                             name,
                             "stream" if stream else "plain",
@@ -211,14 +222,16 @@ def main() -> None:
 def report(results: list[tuple[bool, int, dict[str, dict]]]) -> str:
     lines = [
         "| mode | clients | target | req/s | p50 ms | p99 ms | added p50 ms |"
-        " req/s vs LiteLLM | added p50 vs LiteLLM |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " req/s vs LiteLLM | added p50 vs LiteLLM | req/s vs OpenAI path |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for stream, concurrency, row in results:
         direct = row["direct"]
         for name, cell in row.items():
             added = cell["p50_ms"] - direct["p50_ms"]
-            ratio_rps = ratio_added = ""
+            ratio_rps = ratio_added = ratio_openai = ""
+            if name == "anthropic":
+                ratio_openai = f"{cell['rps'] / row['moonbase']['rps']:.2f}x"
             if name == "moonbase" and "litellm" in row:
                 litellm = row["litellm"]
                 ratio_rps = f"{cell['rps'] / litellm['rps']:.1f}x"
@@ -227,7 +240,8 @@ def report(results: list[tuple[bool, int, dict[str, dict]]]) -> str:
             lines.append(
                 f"| {'stream' if stream else 'plain'} | {concurrency} | {name} | {cell['rps']:.0f}"
                 f" | {cell['p50_ms']:.2f} | {cell['p99_ms']:.2f}"
-                f" | {'' if name == 'direct' else f'{added:.2f}'} | {ratio_rps} | {ratio_added} |"
+                f" | {'' if name == 'direct' else f'{added:.2f}'} | {ratio_rps} | {ratio_added}"
+                f" | {ratio_openai} |"
             )
     return "\n".join(lines)
 

@@ -7,7 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from moonbase.api import admin, balance, batches, chat, files, models, probes, tokenizers
+from moonbase.api import (
+    admin,
+    anthropic,
+    balance,
+    batches,
+    chat,
+    files,
+    models,
+    probes,
+    tokenizers,
+)
 from moonbase.api.body_limit import BodyLimitMiddleware
 from moonbase.api.body_timeout import BodyTimeoutMiddleware
 from moonbase.api.error_handlers import register_error_handlers
@@ -55,7 +65,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     routers = [
         module.router
-        for module in (models, chat, files, batches, tokenizers, balance, admin, probes)
+        for module in (models, chat, anthropic, files, batches, tokenizers, balance, admin, probes)
     ]
     for router in routers:
         app.include_router(router)

@@ -216,6 +216,25 @@ class BatchSettings(BaseModel):
     window_seconds_override: float | None = Field(default=None, gt=0)
 
 
+class AnthropicSettings(BaseModel):
+    """The Anthropic-compatible endpoint (/anthropic/v1/messages)."""
+
+    # Model names clients send (exact, or shell-style patterns such as
+    # "claude-*") and the catalog id each lands on: Claude Code asks for
+    # claude-* models unless ANTHROPIC_MODEL names one of the catalog's.
+    model_aliases: dict[str, str] = Field(
+        default_factory=lambda: {"claude-*": "kimi-k2-0905-preview"}
+    )
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _known_targets(cls, aliases: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({target for target in aliases.values() if target not in SPECS_BY_ID})
+        if unknown:
+            raise ValueError(f"anthropic.model_aliases: unknown model ids {', '.join(unknown)}")
+        return aliases
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -254,6 +273,7 @@ class Settings(BaseSettings):
     files: FilesSettings = Field(default_factory=FilesSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
+    anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
     # Bearer token of the admin API (/admin/...); unset: the admin API is off.
     admin_token: str | None = None
 

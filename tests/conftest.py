@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
+from starlette.types import ASGIApp
 
 from moonbase import admin
 from moonbase.app import create_app
@@ -75,7 +76,9 @@ class PlatformClient:
         engine: ScriptedEngine,
         db: Database,
         billing: BillingService,
+        app: ASGIApp,
     ):
+        self.app = app  # for clients that bring their own HTTP library
         self.http = client
         self.key = key
         self.engine = engine
@@ -109,5 +112,6 @@ async def platform(tmp_path: Path) -> AsyncIterator[PlatformClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://moonbase") as client:
-            yield PlatformClient(client, issued.secret, engine, db, app.state.services.billing)
+            billing = app.state.services.billing
+            yield PlatformClient(client, issued.secret, engine, db, billing, app)
     await db.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +49,8 @@ class FakeUpstream:
     def __init__(self, name: str = "upstream") -> None:
         self.name = name
         self.script = Script()
+        # A script per request, where the answer depends on what was asked.
+        self.script_for: Callable[[dict[str, Any]], Script] | None = None
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
 
@@ -68,7 +70,7 @@ class FakeUpstream:
             return
         payload = json.loads(body or b"{}")
         self.requests.append(payload)
-        script = self.script
+        script = self.script_for(payload) if self.script_for is not None else self.script
         if path.endswith("/tokenize"):
             await _json(send, 200, {"count": 42, "tokens": list(range(42))})
             return

@@ -82,7 +82,9 @@ class ScriptedEngine:
                     break
             if tail := matcher.flush():
                 yield TextDelta(index, tail)
-            yield ChoiceFinished(index, finish, produced)
+            yield ChoiceFinished(
+                index, finish, produced, matcher.matched if matcher.stopped else None
+            )
 
     async def health(self) -> EngineHealth:
         return EngineHealth(ready=True, active=0, details={"status": "ok"})

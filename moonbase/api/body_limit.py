@@ -13,6 +13,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from moonbase.api.error_handlers import error_parts
 from moonbase.errors import MoonbaseError
 
 EXEMPT_PATHS = frozenset({"/v1/files"})
@@ -46,7 +47,7 @@ class BodyLimitMiddleware:
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _drain(receive)
-            await refuse(send, too_large(int(declared), self.max_bytes))
+            await refuse(scope, send, too_large(int(declared), self.max_bytes))
             return
         # A body without a length (chunked) is counted as it is read. Past the
         # cap the app is told the client left, whatever it answers is dropped,
@@ -73,7 +74,7 @@ class BodyLimitMiddleware:
 
         await self.app(scope, counting_receive, guarded_send)
         if overflow:
-            await refuse(send, too_large(received, self.max_bytes))
+            await refuse(scope, send, too_large(received, self.max_bytes))
 
 
 async def _drain(receive: Receive) -> None:
@@ -87,12 +88,13 @@ async def _drain(receive: Receive) -> None:
             return
 
 
-async def refuse(send: Send, error: MoonbaseError) -> None:
-    body = json.dumps(error.body()).encode()
+async def refuse(scope: Scope, send: Send, error: MoonbaseError) -> None:
+    status, shaped = error_parts(error, scope.get("path", ""))
+    body = json.dumps(shaped).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": error.status_code,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

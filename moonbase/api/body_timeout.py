@@ -61,6 +61,7 @@ class BodyTimeoutMiddleware:
             # The app saw the client leave (ClientDisconnect, say): the 408 is the answer.
         if stalled:
             await refuse(
+                scope,
                 send,
                 RequestTimeoutError(
                     f"The request body stopped arriving for {self.timeout_s:g} s; "

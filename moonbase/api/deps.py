@@ -22,6 +22,7 @@ from moonbase.files.service import FileService
 from moonbase.health import HealthService
 from moonbase.registry import ModelRegistry
 from moonbase.services import Services
+from moonbase.settings import Settings
 
 T = TypeVar("T")
 
@@ -48,6 +49,7 @@ BillingDep = Annotated[BillingService, Depends(_service(lambda services: service
 ModelsDep = Annotated[ModelRegistry, Depends(_service(lambda services: services.registry))]
 AdminDep = Annotated[AdminService, Depends(_service(lambda services: services.admin))]
 KeysDep = Annotated[KeyCache, Depends(_service(lambda services: services.keys))]
+SettingsDep = Annotated[Settings, Depends(_service(lambda services: services.settings))]
 HealthDep = Annotated[HealthService | None, Depends(get_health)]
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from moonbase.anthropic import errors as anthropic_errors
 from moonbase.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,8 +27,16 @@ from moonbase.errors import (
 log = logging.getLogger(__name__)
 
 
-def error_response(error: MoonbaseError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+def error_response(error: MoonbaseError, path: str = "") -> JSONResponse:
+    """The error as the surface of ``path`` shapes it (Moonshot's, or Anthropic's)."""
+    status, body = error_parts(error, path)
+    return JSONResponse(body, status_code=status, headers=error.headers)
+
+
+def error_parts(error: MoonbaseError, path: str) -> tuple[int, dict[str, Any]]:
+    if anthropic_errors.is_anthropic_path(path):
+        return anthropic_errors.status_of(error), anthropic_errors.error_body(error)
+    return error.status_code, error.body()
 
 
 def param_path(loc: tuple[Any, ...]) -> str | None:
@@ -82,12 +91,12 @@ def register_error_handlers(app: FastAPI, routers: Sequence[APIRouter] = ()) -> 
     routes = [route for router in routers for route in router.routes]
 
     @app.exception_handler(MoonbaseError)
-    async def _moonbase(_: Request, exc: MoonbaseError) -> JSONResponse:
-        return error_response(exc)
+    async def _moonbase(request: Request, exc: MoonbaseError) -> JSONResponse:
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -110,12 +119,13 @@ def register_error_handlers(app: FastAPI, routers: Sequence[APIRouter] = ()) -> 
             error = BadRequestError(str(exc.detail))
         else:
             error = InternalError(str(exc.detail))
-        return error_response(error)
+        return error_response(error, request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(InternalError("The server had an error, please try again later"))
+        error = InternalError("The server had an error, please try again later")
+        return error_response(error, request.url.path)
 
 
 def sse_error_event(exc: BaseException) -> str:

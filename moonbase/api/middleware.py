@@ -48,7 +48,7 @@ class RequestIdMiddleware:
             await send(message)
 
         if refused is not None:
-            await error_response(refused)(scope, receive, send_with_ids)
+            await error_response(refused, scope.get("path", ""))(scope, receive, send_with_ids)
             return
         await self.app(scope, receive, send_with_ids)
 

@@ -44,5 +44,5 @@ class ShutdownMiddleware:
                     retry_after=1,
                 )
                 with contextlib.suppress(Exception):
-                    await error_response(refusal)(scope, receive, send)
+                    await error_response(refusal, scope.get("path", ""))(scope, receive, send)
             raise

@@ -1,4 +1,5 @@
-"""Server-sent events: ``data: {json}`` per chunk, then ``data: [DONE]``.
+"""Server-sent events: ``data: {json}`` per chunk, then ``data: [DONE]``
+(OpenAI's dialect; Anthropic's names each event and pings while idle).
 
 Chunks that are ready together leave in one write: an upstream engine that
 sends many chunks in one network read (a fast engine, or one catching up)
@@ -14,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,7 +35,30 @@ AHEAD = 256
 _END = None
 
 
-async def start_sse(chunks: AsyncGenerator[dict[str, Any], None]) -> StreamingResponse:
+def _data_event(chunk: dict[str, Any]) -> bytes:
+    # orjson: compact UTF-8, several times faster than json per chunk.
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+@dataclass(frozen=True)
+class SseDialect:
+    """How one API writes its events."""
+
+    event: Callable[[dict[str, Any]], bytes]
+    error: Callable[[BaseException], bytes]  # a mid-stream error, as one more event
+    done: bytes  # after the last event
+    keepalive: bytes | None = None  # sent whenever nothing else was for keepalive_s
+    keepalive_s: float = 10.0
+
+
+OPENAI_SSE = SseDialect(
+    event=_data_event, error=lambda exc: sse_error_event(exc).encode(), done=b"data: [DONE]\n\n"
+)
+
+
+async def start_sse(
+    chunks: AsyncGenerator[dict[str, Any], None], dialect: SseDialect = OPENAI_SSE
+) -> StreamingResponse:
     """Take the first chunk before answering, so an early refusal is a plain HTTP error."""
     try:
         first = await anext(chunks)
@@ -43,18 +68,25 @@ async def start_sse(chunks: AsyncGenerator[dict[str, Any], None]) -> StreamingRe
         await chunks.aclose()
         raise
     return StreamingResponse(
-        _encode(first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
+        _encode(first, chunks, dialect), media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
 async def _encode(
-    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any], None]
+    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
 ) -> AsyncGenerator[bytes, None]:
     ready: asyncio.Queue[bytes | None] = asyncio.Queue(AHEAD)
-    producer = asyncio.create_task(_produce(first, rest, ready))
+    producer = asyncio.create_task(_produce(first, rest, ready, dialect))
     try:
         while True:
-            event = await ready.get()
+            if dialect.keepalive is None:
+                event = await ready.get()
+            else:
+                try:
+                    event = await asyncio.wait_for(ready.get(), dialect.keepalive_s)
+                except TimeoutError:  # a long prompt still being read: the client waits
+                    yield dialect.keepalive
+                    continue
             batch = []
             while event is not _END:
                 batch.append(event)
@@ -69,28 +101,25 @@ async def _encode(
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
-    yield b"data: [DONE]\n\n"
+    if dialect.done:
+        yield dialect.done
 
 
 async def _produce(
     first: dict[str, Any] | None,
     rest: AsyncGenerator[dict[str, Any], None],
     ready: asyncio.Queue[bytes | None],
+    dialect: SseDialect,
 ) -> None:
     async with aclosing(rest):
         try:
             if first is not None:
-                await ready.put(_event(first))
+                await ready.put(dialect.event(first))
             async for chunk in rest:
-                await ready.put(_event(chunk))
+                await ready.put(dialect.event(chunk))
         except MoonbaseError as exc:
-            await ready.put(sse_error_event(exc).encode())
+            await ready.put(dialect.error(exc))
         except Exception as exc:
             log.exception("stream failed", exc_info=exc)
-            await ready.put(sse_error_event(exc).encode())
+            await ready.put(dialect.error(exc))
     await ready.put(_END)
-
-
-def _event(chunk: dict[str, Any]) -> bytes:
-    # orjson: compact UTF-8, several times faster than json per chunk.
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"

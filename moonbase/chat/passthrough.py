@@ -37,9 +37,15 @@ class PassthroughBackend:
     async def count_tokens(
         self, messages: list[Message], model: ServedModel, media: Media, tools: ToolPlan | None
     ) -> int:
-        """The upstream's count; the tools ride in their system messages."""
+        """The upstream's count; the tools ride in their system messages (the
+        request's own tools in a system message of their own, which every
+        flavour but Moonshot's merges back into the request's tools)."""
         wire = [message.model_dump(mode="json", exclude_unset=True) for message in messages]
         inline_media(wire, media)
+        requested = tools.declared_at(None) if tools is not None else []
+        if requested:
+            dumped = [tool.model_dump(mode="json", exclude_none=True) for tool in requested]
+            wire.insert(0, {"role": "system", "content": "", "tools": dumped})
         return await self._engine.count_tokens(model.id, wire)
 
     async def generation(

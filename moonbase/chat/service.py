@@ -32,6 +32,7 @@ from moonbase.chat.sampling import plan_sampling
 from moonbase.chat.tally import Tally
 from moonbase.chat.tools import calls_constraint, offered_in_messages, plan_tools
 from moonbase.engines.base import (
+    ChatEvent,
     ChoiceFinished,
     PromptProcessed,
     ReasoningDelta,
@@ -132,6 +133,17 @@ class ChatService:
         media = await self._media_of(messages, model, account_id)
         return await self._registry.backend(model).count_tokens(messages, model, media, tools)
 
+    async def count_request_tokens(
+        self, request: ChatCompletionRequest, request_id: str, account_id: str
+    ) -> int:
+        """Prompt tokens a completion of ``request`` would bill: the same checks
+        and the same prompt, its request-level tools included."""
+        model = self._registry.get(request.model)
+        plan = _plan(request, request_id, model)
+        media = await self._media_of(request.messages, model, account_id)
+        backend = self._registry.backend(model)
+        return await backend.count_tokens(request.messages, model, media, plan.tools)
+
     async def _media_of(
         self, messages: list[Message], model: ServedModel, account_id: str
     ) -> Media:
@@ -168,15 +180,30 @@ class ChatService:
             prompt_size=prompt.size,
         )
 
-    async def complete(self, chat: PreparedChat, ticket: Ticket) -> ChatCompletion:
-        tally = Tally(chat.generation.n)
+    async def run(
+        self, chat: PreparedChat, ticket: Ticket, tally: Tally
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """The generation's events, each added to ``tally`` first; what was
+        generated is charged and recorded when it ends, however it ends. Every
+        surface (OpenAI's chunks, Anthropic's events) renders from this."""
         try:
             async with aclosing(chat.generation.events()) as events:
                 async for event in events:
                     tally.add(event)
+                    yield event
         finally:
             await self._settle(chat, ticket, tally)
+
+    async def complete(self, chat: PreparedChat, ticket: Ticket) -> ChatCompletion:
+        tally = await self.run_to_end(chat, ticket)
         return self._completion(chat, tally)
+
+    async def run_to_end(self, chat: PreparedChat, ticket: Ticket) -> Tally:
+        tally = Tally(chat.generation.n)
+        async with aclosing(self.run(chat, ticket, tally)) as events:
+            async for _ in events:
+                pass
+        return tally
 
     async def run_batch_line(self, chat: PreparedChat, caller: KeyOwner) -> BatchRun:
         """Generate a batch line without charging it: the worker charges lines in
@@ -231,35 +258,31 @@ class ChatService:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
         last_finish: tuple[int, str] | None = None  # held until the usage is final
-        try:
-            async with aclosing(chat.generation.events()) as events:
-                async for event in events:
-                    tally.add(event)
-                    if isinstance(event, PromptProcessed):
-                        # Nothing is sent before the engine has taken the request, so
-                        # a refusal (a full queue) can still be a plain HTTP error.
-                        for index in range(chat.generation.n):
-                            yield chunks.role(index)
-                    elif isinstance(event, ReasoningDelta):
-                        yield chunks.reasoning(event.index, event.text)
-                    elif isinstance(event, TextDelta) and event.text:
-                        yield chunks.content(event.index, event.text)
-                    elif isinstance(event, ChoiceFinished):
-                        reason: str = event.finish_reason
-                        if event.index in tally.tool_calls:  # sent whole, once they are known
-                            yield chunks.tool_calls(event.index, tally.tool_calls[event.index])
-                            reason = "tool_calls"
-                        if tally.finished:
-                            # An upstream reports usage after the last choice ends.
-                            last_finish = (event.index, reason)
-                        else:
-                            yield chunks.finish(event.index, reason, None)
-            if last_finish is not None:
-                yield chunks.finish(*last_finish, tally.usage())
-            if chat.include_usage:
-                yield chunks.usage(tally.usage())
-        finally:
-            await self._settle(chat, ticket, tally)
+        async with aclosing(self.run(chat, ticket, tally)) as events:
+            async for event in events:
+                if isinstance(event, PromptProcessed):
+                    # Nothing is sent before the engine has taken the request, so
+                    # a refusal (a full queue) can still be a plain HTTP error.
+                    for index in range(chat.generation.n):
+                        yield chunks.role(index)
+                elif isinstance(event, ReasoningDelta):
+                    yield chunks.reasoning(event.index, event.text)
+                elif isinstance(event, TextDelta) and event.text:
+                    yield chunks.content(event.index, event.text)
+                elif isinstance(event, ChoiceFinished):
+                    reason: str = event.finish_reason
+                    if event.index in tally.tool_calls:  # sent whole, once they are known
+                        yield chunks.tool_calls(event.index, tally.tool_calls[event.index])
+                        reason = "tool_calls"
+                    if tally.finished:
+                        # An upstream reports usage after the last choice ends.
+                        last_finish = (event.index, reason)
+                    else:
+                        yield chunks.finish(event.index, reason, None)
+        if last_finish is not None:
+            yield chunks.finish(*last_finish, tally.usage())
+        if chat.include_usage:
+            yield chunks.usage(tally.usage())
 
     async def _settle(self, chat: PreparedChat, ticket: Ticket, tally: Tally) -> None:
         """Charge and record what was generated, even while the request is cancelled."""

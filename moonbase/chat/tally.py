@@ -26,6 +26,7 @@ class Tally:
     cached_tokens: int = 0
     texts: dict[int, list[str]] = field(default_factory=dict)
     finish_reasons: dict[int, FinishReason] = field(default_factory=dict)
+    stop_sequences: dict[int, str] = field(default_factory=dict)  # the stop string that ended it
     completion_tokens: dict[int, int] = field(default_factory=dict)
     started: bool = False
     reasoning: dict[int, list[str]] = field(default_factory=dict)
@@ -52,6 +53,8 @@ class Tally:
             )
         elif isinstance(event, ChoiceFinished):
             self.finish_reasons[event.index] = event.finish_reason
+            if event.stop_sequence is not None:
+                self.stop_sequences[event.index] = event.stop_sequence
             self.completion_tokens[event.index] = event.completion_tokens
         elif isinstance(event, ToolCallsMade):
             self.tool_calls.setdefault(event.index, []).extend(event.calls)

@@ -83,4 +83,5 @@ async def think_then_answer(
                 if isinstance(event, TextDelta):
                     yield TextDelta(index, event.text, event.tokens)
                 elif isinstance(event, ChoiceFinished):
-                    yield ChoiceFinished(index, event.finish_reason, used + event.completion_tokens)
+                    total = used + event.completion_tokens
+                    yield replace(event, index=index, completion_tokens=total)

@@ -37,6 +37,7 @@ class ToolPlan:
     # Where each tool was declared: None for the request's `tools`, else the
     # index of the system message that loaded it (it is offered from there on).
     declared_in: dict[str, int | None] = field(default_factory=dict)
+    max_calls: int = MAX_CALLS_PER_TURN  # 1 with parallel_tool_calls false
 
     @property
     def names(self) -> list[str]:
@@ -85,7 +86,8 @@ def plan_tools(request: ChatCompletionRequest, family: Family | None = None) -> 
     callable_tools = [t for t in tools if t.type == "function"] or tools
     previous = sum(len(m.tool_calls or []) for m in request.messages)
     where = {tool.function.name: index for tool, index in declared}
-    return ToolPlan(callable_tools, forced, previous, where)
+    max_calls = 1 if request.parallel_tool_calls is False else MAX_CALLS_PER_TURN
+    return ToolPlan(callable_tools, forced, previous, where, max_calls)
 
 
 def declared_tools(
@@ -208,7 +210,7 @@ def calls_constraint(plan: ToolPlan) -> JsonConstraint:
     if not plan.forced:
         schema = {**call, "$defs": defs} if defs else call
         return JsonConstraint(
-            schema=schema, opening=CALL_OPEN, closing=CALL_CLOSE, max_values=MAX_CALLS_PER_TURN
+            schema=schema, opening=CALL_OPEN, closing=CALL_CLOSE, max_values=plan.max_calls
         )
     calls: dict[str, Any] = {
         "type": "object",
@@ -217,7 +219,7 @@ def calls_constraint(plan: ToolPlan) -> JsonConstraint:
                 "type": "array",
                 "items": call,
                 "minItems": 1,
-                "maxItems": MAX_CALLS_PER_TURN,
+                "maxItems": plan.max_calls,
             }
         },
         "required": ["calls"],
@@ -324,6 +326,8 @@ def parse_reply(text: str, plan: ToolPlan) -> ParsedReply:
         content = head or None if raw else text
     calls: list[dict[str, Any]] = []
     for call in raw:
+        if len(calls) == plan.max_calls:  # free text past the grammar's bound
+            break
         if not isinstance(call, dict) or call.get("name") not in plan.names:
             continue
         index = plan.first_call_index + len(calls)

@@ -157,6 +157,9 @@ class ChoiceFinished:
     index: int
     finish_reason: FinishReason
     completion_tokens: int
+    # The stop string that ended the choice, where the engine knows it
+    # (Anthropic's ``stop_sequence`` names it).
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)

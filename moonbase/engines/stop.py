@@ -15,6 +15,7 @@ class StopMatcher:
         self._stops = tuple(s for s in stops if s)
         self._pending = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def feed(self, text: str) -> str:
         """Add generated text; return what can safely be released."""
@@ -44,8 +45,11 @@ class StopMatcher:
         return released
 
     def _first_match(self, buffer: str) -> int | None:
-        positions = [pos for s in self._stops if (pos := buffer.find(s)) >= 0]
-        return min(positions) if positions else None
+        found = [(pos, stop) for stop in self._stops if (pos := buffer.find(stop)) >= 0]
+        if not found:
+            return None
+        position, self.matched = min(found)
+        return position
 
     def _longest_partial_suffix(self, buffer: str) -> int:
         """Length of the longest suffix of ``buffer`` that begins some stop string."""

@@ -141,6 +141,8 @@ class ChatCompletionRequest(WireModel):
     response_format: ResponseFormat | None = None
     tools: list[ToolDefinition] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
+    # OpenAI's field: false holds a reply to one tool call.
+    parallel_tool_calls: StrictBool | None = None
     thinking: ThinkingOption | None = None
     # Both are kept in the usage record: bounded as its columns are.
     prompt_cache_key: Annotated[str, bounds.PROMPT_CACHE_KEY] | None = None

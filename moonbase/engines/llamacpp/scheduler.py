@@ -445,7 +445,8 @@ class Scheduler:
         if tail:
             seq.job.emit(TextDelta(seq.index, tail, seq.unreported))
             seq.unreported = 0
-        seq.job.emit(ChoiceFinished(seq.index, reason, seq.produced))
+        stop = seq.matcher.matched if seq.matcher.stopped else None
+        seq.job.emit(ChoiceFinished(seq.index, reason, seq.produced, stop))
         seq.next_token = None
         self._release(seq)
         state = self._active.get(id(seq.job))

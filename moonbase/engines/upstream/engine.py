@@ -379,7 +379,7 @@ class _ChoiceReader:
                 slot["name"] = function["name"]
             slot["arguments"] += function.get("arguments") or ""
         if choice.get("finish_reason"):
-            events.extend(self._finish(index, choice["finish_reason"]))
+            events.extend(self._finish(index, choice["finish_reason"], _stop_string(choice)))
         return events
 
     def message(self, choice: dict[str, Any]) -> list[ChatEvent]:
@@ -392,7 +392,9 @@ class _ChoiceReader:
                 "name": function.get("name", ""),
                 "arguments": function.get("arguments") or "",
             }
-        events.extend(self._finish(index, choice.get("finish_reason") or "stop"))
+        events.extend(
+            self._finish(index, choice.get("finish_reason") or "stop", _stop_string(choice))
+        )
         return events
 
     def _text(self, index: int, delta: dict[str, Any]) -> list[ChatEvent]:
@@ -410,7 +412,7 @@ class _ChoiceReader:
         self._produced[index] = self._produced.get(index, 0) + 1
         return 1
 
-    def _finish(self, index: int, reason: str) -> list[ChatEvent]:
+    def _finish(self, index: int, reason: str, stop: str | None) -> list[ChatEvent]:
         events: list[ChatEvent] = []
         calls = self._calls.pop(index, {})
         if calls:
@@ -430,7 +432,7 @@ class _ChoiceReader:
             )
         self._finished.add(index)
         finish: FinishReason = "length" if reason == "length" else "stop"
-        events.append(ChoiceFinished(index, finish, self._produced.get(index, 0)))
+        events.append(ChoiceFinished(index, finish, self._produced.get(index, 0), stop))
         return events
 
 
@@ -485,3 +487,10 @@ async def _error_detail(response: aiohttp.ClientResponse) -> str:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _stop_string(choice: dict[str, Any]) -> str | None:
+    """The stop string that ended a choice: vLLM and SGLang name it in
+    ``stop_reason`` (a token id when a stop token ended it)."""
+    reason = choice.get("stop_reason")
+    return reason if isinstance(reason, str) and choice.get("finish_reason") == "stop" else None

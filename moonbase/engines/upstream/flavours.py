@@ -88,6 +88,8 @@ def without_message_tools(
         if "tools" in message:
             message = dict(message)
             loaded += message.pop("tools") or ()
+            if not message.get("content"):
+                continue  # it only carried tools: as a turn of its own it would add tokens
         plain.append(message)
     return plain, loaded
 
