@@ -230,12 +230,13 @@ def test_typed_errors(server: RunningServer):
         )
     with pytest.raises(anthropic.BadRequestError) as refused:
         anthropic_client(server).messages.create(
-            model="kimi-k2.5",
+            model=MODEL,
             max_tokens=4,
-            top_p=0.1,
             messages=fresh("Hi."),  # type: ignore[arg-type]
+            # older SDKs' own parameter; the newest sends it as an extra
+            extra_body={"temperature": 1.5},
         )
-    assert "top_p" in refused.value.body["error"]["message"]  # type: ignore[index]
+    assert "temperature" in refused.value.body["error"]["message"]  # type: ignore[index]
 
 
 def test_one_account_spends_and_is_limited_across_both_apis(server: RunningServer):
@@ -266,6 +267,7 @@ def test_one_account_spends_and_is_limited_across_both_apis(server: RunningServe
     assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
     rows = cli(server, "usage", "--by", "account", "--account", "both-apis", "--csv")
     account_row = rows.splitlines()[1].split(",")
-    assert account_row[0] == "both-apis" and int(account_row[1]) == 3
+    assert len(rows.splitlines()) == 3  # the header, the account, the total
+    assert int(account_row[1]) == 3
     cost = float(account_row[-1])
     assert cost > 0 and balance() == pytest.approx(before - cost, abs=1e-6)

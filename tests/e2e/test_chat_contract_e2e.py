@@ -114,34 +114,59 @@ async def test_a_tool_a_later_system_message_loads_is_callable_after_it(
         jsonschema.validate(json.loads(call["arguments"]), SEARCH["function"]["parameters"])
 
 
-# The invitation: an earlier turn in which the assistant called the tool, in
-# the shape a client sends history back (tool_calls, then the tool's result).
-def invited(schema: dict[str, Any]) -> dict[str, Any]:
-    tool = {
+# The invitation: two earlier turns in which the assistant called the tool
+# for someone else, sent back as a client sends history (tool_calls, then the
+# tool's result), and the same request for a third person. The earlier calls'
+# arguments are the model's own forced call for the schema (held to it by the
+# grammar), made once per schema and shared by the plain and streamed runs.
+PEOPLE = ("Ann", "Bob")
+_examples: dict[str, str] = {}
+
+
+def form_tool(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
         "type": "function",
         "function": {"name": "submit_form", "description": "Submit the form", "parameters": schema},
     }
-    return {
-        "messages": [
-            {"role": "user", "content": "Fill in an example of the form and submit it."},
+
+
+async def example_arguments(aclient: openai.AsyncOpenAI, schema: dict[str, Any]) -> str:
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _examples:
+        calls, _, _ = await calls_of(
+            aclient,
+            False,
+            messages=[{"role": "user", "content": "Submit the form for Zoe."}],
+            tools=[form_tool(schema)],
+            tool_choice="required",
+            max_tokens=256,
+        )
+        _examples[key] = calls[0]["arguments"] if calls else "{}"
+    return _examples[key]
+
+
+def invited(schema: dict[str, Any], arguments: str) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    for index, person in enumerate(PEOPLE):
+        call_id = f"functions.submit_form:{index}"
+        function = {"name": "submit_form", "arguments": arguments}
+        messages += [
+            {"role": "user", "content": f"Submit the form for {person}."},
             {
                 "role": "assistant",
                 "content": "",
-                "tool_calls": [
-                    {
-                        "id": "functions.submit_form:0",
-                        "type": "function",
-                        "function": {"name": "submit_form", "arguments": "{}"},
-                    }
-                ],
+                "tool_calls": [{"id": call_id, "type": "function", "function": function}],
             },
-            {"role": "tool", "tool_call_id": "functions.submit_form:0", "content": "Saved."},
-            {"role": "assistant", "content": "The form is submitted."},
-            {"role": "user", "content": "Fill in an example of the form and submit it."},
-        ],
-        "tools": [tool],
+            {"role": "tool", "tool_call_id": call_id, "content": "Saved."},
+            {"role": "assistant", "content": f"Submitted for {person}."},
+        ]
+    messages.append({"role": "user", "content": "Submit the form for Cho."})
+    return {
+        "messages": messages,
+        "tools": [form_tool(schema)],
         "tool_choice": "auto",
         "max_tokens": 256,
+        "temperature": 0.3,
     }
 
 
@@ -153,7 +178,8 @@ async def test_calls_under_auto_parse_and_validate_over_50_schemas(
 
     async def one(schema: dict[str, Any]) -> tuple[int, list[str]]:
         async with gate:
-            calls, content, finish = await calls_of(aclient, stream, **invited(schema))
+            arguments = await example_arguments(aclient, schema)
+            calls, content, finish = await calls_of(aclient, stream, **invited(schema, arguments))
         problems = [f"called {call['name']!r}" for call in calls if call["name"] != "submit_form"]
         problems += [p for call in calls if (p := check(schema, call["arguments"])) is not None]
         if "<tool_call" in content and finish != "length":  # a call begun and not finished
@@ -165,7 +191,7 @@ async def test_calls_under_auto_parse_and_validate_over_50_schemas(
     problems = [problem for _, found in results for problem in found]
     print(f"auto, {'streamed' if stream else 'plain'}: {made} calls over {len(SCHEMAS)} schemas")
     assert not problems, "\n".join(problems)
-    # SmolLM2-135M answers this invitation by imitating the tool result's
-    # <tool_response> turn, not by calling (0 calls of 100 when written):
-    # tests/engines/test_lazy_tool_grammar.py shows calls made and held to
-    # the schema with an invitation it does follow.
+    # The model decides: SmolLM2-135M calls under about a quarter of these
+    # invitations and otherwise imitates the tool result's <tool_response>
+    # turn; the calls it does make are what this test holds to the schemas.
+    assert made > 0, "the model made no call to check"
