@@ -9,25 +9,28 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase import bounds
 from moonbase.auth.key_cache import KeyCache
+from moonbase.auth.key_policy import check_models, decode_list, encode_list, parse_networks
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.billing.tiers import Limits, tier_for
+from moonbase.catalog import SPECS_BY_ID
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import BillingSettings, Settings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys, ledger
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import IssuedKey
-from moonbase.store.tables import Account
+from moonbase.store.tables import Account, ApiKey, utcnow
 
 DEFAULT_ACCOUNT = "default"
 
@@ -40,6 +43,34 @@ class KeyListing:
     display: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    disabled_at: datetime | None = None
+    allowed_ips: list[str] | None = None
+    allowed_models: list[str] | None = None
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyRestrictions:
+    """What a key may do; None: no limit of that kind (an operator's input, checked)."""
+
+    expires_at: datetime | None = None
+    allowed_ips: list[str] | None = None
+    allowed_models: list[str] | None = None
+
+    def checked(self) -> KeyRestrictions:
+        if self.expires_at is not None:
+            if self.expires_at.tzinfo is None:
+                raise BadRequestError("expires_at needs a time zone", param="expires_at")
+            if self.expires_at <= datetime.now(UTC):
+                raise BadRequestError("expires_at is in the past", param="expires_at")
+        ips = None
+        if self.allowed_ips is not None:
+            ips = [str(network) for network in parse_networks(self.allowed_ips)]
+        models = None
+        if self.allowed_models is not None:
+            models = check_models(self.allowed_models, set(SPECS_BY_ID))
+        return KeyRestrictions(self.expires_at, ips, models)
 
 
 async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
@@ -69,24 +100,87 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
         return None
 
 
-async def create_key(db: Database, account_name: str, name: str = "") -> IssuedKey:
+async def create_key(
+    db: Database,
+    account_name: str,
+    name: str = "",
+    restrictions: KeyRestrictions | None = None,
+) -> IssuedKey:
     """A new key for ``account_name``, creating the account if it is new."""
     _check(bounds.KEY_NAME, name, "name")
     _check(bounds.ACCOUNT_NAME, account_name, "account")
+    limits = (restrictions or KeyRestrictions()).checked()
     async with db.transaction() as session:
         account = await accounts.get_by_name(session, account_name)
         if account is None:
             account = await accounts.create(session, account_name)
-        return await api_keys.create(session, account.id, name=name)
+        return await api_keys.create(
+            session,
+            account.id,
+            name=name,
+            expires_at=limits.expires_at,
+            allowed_ips=limits.allowed_ips,
+            allowed_models=limits.allowed_models,
+        )
 
 
 async def list_keys(db: Database) -> list[KeyListing]:
     async with db.transaction() as session:
         rows = await api_keys.list_all(session)
-    return [
-        KeyListing(key.id, account, key.name, key.display, key.created_at, key.revoked_at)
-        for key, account in rows
-    ]
+    return [_listing(key, account) for key, account in rows]
+
+
+def _listing(key: ApiKey, account: str) -> KeyListing:
+    return KeyListing(
+        key.id,
+        account,
+        key.name,
+        key.display,
+        key.created_at,
+        key.revoked_at,
+        key.expires_at,
+        key.disabled_at,
+        decode_list(key.allowed_ips),
+        decode_list(key.allowed_models),
+        key.last_used_at,
+    )
+
+
+async def _live_key(session: AsyncSession, key_id: str) -> ApiKey:
+    key = await api_keys.get(session, key_id)
+    if key is None or key.revoked_at is not None:
+        raise NotFoundError(f"no active key {key_id!r}", param="key_id")
+    return key
+
+
+async def restrict_key(db: Database, key_id: str, restrictions: KeyRestrictions) -> None:
+    """Set a key's expiry and allowlists (a None clears that limit)."""
+    limits = restrictions.checked()
+    async with db.transaction() as session:
+        key = await _live_key(session, key_id)
+        key.expires_at = limits.expires_at
+        key.allowed_ips = encode_list(limits.allowed_ips)
+        key.allowed_models = encode_list(limits.allowed_models)
+
+
+async def set_key_disabled(db: Database, key_id: str, disabled: bool) -> None:
+    async with db.transaction() as session:
+        key = await _live_key(session, key_id)
+        key.disabled_at = (key.disabled_at or utcnow()) if disabled else None
+
+
+MAX_ROTATION_GRACE_S = 30 * 24 * 3600
+
+
+async def rotate_key(db: Database, key_id: str, grace_s: float) -> IssuedKey:
+    """A new secret for the key; the old one keeps working for ``grace_s``."""
+    if not 0 <= grace_s <= MAX_ROTATION_GRACE_S:
+        raise BadRequestError(
+            f"grace must be between 0 s and {MAX_ROTATION_GRACE_S} s (30 days)", param="grace_s"
+        )
+    async with db.transaction() as session:
+        key = await _live_key(session, key_id)
+        return await api_keys.rotate(session, key, utcnow() + timedelta(seconds=grace_s))
 
 
 async def revoke_key(db: Database, key_id: str) -> bool:
@@ -260,14 +354,32 @@ class AdminService:
     async def find_account(self, id_or_name: str) -> AccountView:
         return await find_account(self._db, id_or_name)
 
-    async def create_key(self, account_id: str, name: str) -> IssuedKey:
+    async def create_key(
+        self, account_id: str, name: str, restrictions: KeyRestrictions | None = None
+    ) -> IssuedKey:
         account = await find_account(self._db, account_id)
-        return await create_key(self._db, account.name, name)
+        return await create_key(self._db, account.name, name, restrictions)
 
     async def revoke_key(self, key_id: str) -> None:
         if not await revoke_key(self._db, key_id):
             raise NotFoundError(f"no active key {key_id}", param="key_id")
         self._keys.forget_key(key_id)
+
+    async def list_keys(self) -> list[KeyListing]:
+        return await list_keys(self._db)
+
+    async def restrict_key(self, key_id: str, restrictions: KeyRestrictions) -> None:
+        await restrict_key(self._db, key_id, restrictions)
+        self._keys.forget_key(key_id)
+
+    async def set_key_disabled(self, key_id: str, disabled: bool) -> None:
+        await set_key_disabled(self._db, key_id, disabled)
+        self._keys.forget_key(key_id)
+
+    async def rotate_key(self, key_id: str, grace_s: float) -> IssuedKey:
+        issued = await rotate_key(self._db, key_id, grace_s)
+        self._keys.forget_key(key_id)
+        return issued
 
     async def credit(
         self, account_id: str, kind: str, amount: Decimal, reason: str, reference: str | None

@@ -79,6 +79,7 @@ StorableText = Annotated[StrictStr, AfterValidator(_storable)]
 ID = Bound(40)  # account, key, file and batch ids (ours: a client's is looked up)
 REQUEST_ID = Bound(64)
 MODEL = Bound(64)
+NETWORK = Bound(64)  # an IP address or CIDR network of a key's allowlist
 PROMPT_CACHE_KEY = Bound(256)
 SAFETY_IDENTIFIER = Bound(256)
 ACCOUNT_NAME = Bound(200)

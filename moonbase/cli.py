@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -25,7 +26,9 @@ from moonbase.store.database import Database
 from moonbase.store.repositories.usage import UsageRow
 
 app = typer.Typer(help="moonbase: a self-hosted Moonshot AI (Kimi) platform.", no_args_is_help=True)
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list, restrict, disable, rotate and revoke API keys.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 accounts_app = typer.Typer(help="Accounts, their money and their limits.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -107,18 +110,58 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         asyncio.run(run())
 
 
+ExpiresOpt = Annotated[
+    str | None,
+    typer.Option(help="When the key stops working: a duration (30d, 12h, 90m) or an ISO time."),
+]
+AllowIpOpt = Annotated[
+    list[str] | None,
+    typer.Option("--allow-ip", help="Only from this address or CIDR network (repeatable)."),
+]
+AllowModelOpt = Annotated[
+    list[str] | None,
+    typer.Option("--allow-model", help="Only this model id (repeatable)."),
+]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A duration from now, or an ISO time (UTC when it names no zone)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text[:-1].isdigit() and text[-1:] in _UNITS:
+        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        typer.echo(f"error: {text!r} is neither a duration (30d) nor an ISO time", err=True)
+        raise typer.Exit(1) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _restrictions(
+    expires: str | None, allow_ip: list[str] | None, allow_model: list[str] | None
+) -> admin.KeyRestrictions:
+    return admin.KeyRestrictions(_moment(expires), allow_ip or None, allow_model or None)
+
+
 @keys_app.command("create")
 def keys_create(
     account: Annotated[
         str, typer.Option(help="Account name (created if new).")
     ] = admin.DEFAULT_ACCOUNT,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    expires: ExpiresOpt = None,
+    allow_ip: AllowIpOpt = None,
+    allow_model: AllowModelOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
     settings = load_settings(config, data_dir=data_dir)
-    issued = _with_db(settings, lambda db: admin.create_key(db, account, name))
+    limits = _restrictions(expires, allow_ip, allow_model)
+    issued = _with_db(settings, lambda db: admin.create_key(db, account, name, limits))
     typer.echo(issued.secret)
     typer.echo(f"id: {issued.id}", err=True)
 
@@ -128,10 +171,22 @@ def keys_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List API keys (never the keys themselves)."""
     settings = load_settings(config, data_dir=data_dir)
     for key in _with_db(settings, admin.list_keys):
-        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        if key.revoked_at:
+            state = f"revoked {key.revoked_at:%Y-%m-%d}"
+        elif key.disabled_at:
+            state = "disabled"
+        else:
+            state = "active"
+        extras = [
+            f"expires={key.expires_at:%Y-%m-%dT%H:%M:%SZ}" if key.expires_at else "",
+            f"ips={','.join(key.allowed_ips)}" if key.allowed_ips is not None else "",
+            f"models={','.join(key.allowed_models)}" if key.allowed_models is not None else "",
+            f"last_used={key.last_used_at:%Y-%m-%dT%H:%M:%SZ}" if key.last_used_at else "",
+        ]
         typer.echo(
             f"{key.id}  {key.display}  account={key.account}  name={key.name!r}  "
-            f"created={key.created_at:%Y-%m-%d}  {state}"
+            f"created={key.created_at:%Y-%m-%d}  {state}  "
+            + "  ".join(extra for extra in extras if extra)
         )
 
 
@@ -143,6 +198,57 @@ def keys_revoke(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = No
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("restrict")
+def keys_restrict(
+    key_id: str,
+    expires: ExpiresOpt = None,
+    allow_ip: AllowIpOpt = None,
+    allow_model: AllowModelOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a key's expiry and allowlists (options left out clear those limits)."""
+    settings = load_settings(config, data_dir=data_dir)
+    limits = _restrictions(expires, allow_ip, allow_model)
+    _with_db(settings, lambda db: admin.restrict_key(db, key_id, limits))
+    typer.echo(f"restricted {key_id}")
+
+
+@keys_app.command("disable")
+def keys_disable(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Stop a key from working until it is enabled again."""
+    settings = load_settings(config, data_dir=data_dir)
+    _with_db(settings, lambda db: admin.set_key_disabled(db, key_id, True))
+    typer.echo(f"disabled {key_id}")
+
+
+@keys_app.command("enable")
+def keys_enable(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Let a disabled key work again."""
+    settings = load_settings(config, data_dir=data_dir)
+    _with_db(settings, lambda db: admin.set_key_disabled(db, key_id, False))
+    typer.echo(f"enabled {key_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace: Annotated[
+        str, typer.Option(help="How long the old secret keeps working (e.g. 1h, 0s).")
+    ] = "1h",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give a key a new secret (printed once); the old one works for the grace period."""
+    settings = load_settings(config, data_dir=data_dir)
+    until = _moment(grace)
+    assert until is not None
+    grace_s = (until - datetime.now(UTC)).total_seconds()
+    issued = _with_db(settings, lambda db: admin.rotate_key(db, key_id, max(0.0, grace_s)))
+    typer.echo(issued.secret)
+    typer.echo(f"id: {issued.id}", err=True)
 
 
 def _show(view: admin.AccountView) -> str:

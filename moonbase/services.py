@@ -135,13 +135,17 @@ async def running_services(
         worker=worker,
     )
     running = None if worker is None else asyncio.create_task(worker.run(), name="batch-worker")
+    recorder = asyncio.create_task(
+        keys.record_last_used(settings.key_last_used_interval_s), name="key-last-used"
+    )
     try:
         yield services
     finally:
-        if running is not None:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+        for task in (running, recorder):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await billing.close()
         await media.close()
         for engine in owned.values():

@@ -274,6 +274,9 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
     anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
+    # How often the time each API key was last used is written (all keys used
+    # since, in one transaction): never a database write per request.
+    key_last_used_interval_s: float = Field(30.0, gt=0)
     # Bearer token of the admin API (/admin/...); unset: the admin API is off.
     admin_token: str | None = None
 

@@ -19,7 +19,10 @@ from moonbase.schemas.admin import (
     AccountOut,
     Credit,
     KeyCreate,
+    KeyListingOut,
     KeyOut,
+    KeyRestrict,
+    KeyRotate,
     LimitsUpdate,
     UsageReport,
     UsageRowOut,
@@ -71,14 +74,55 @@ async def create_key(
     body: Annotated[KeyCreate, Depends(json_body(KeyCreate))],
     operator: AdminDep,
 ) -> KeyOut:
-    issued = await operator.create_key(account_id, body.name)
+    issued = await operator.create_key(account_id, body.name, restrictions(body))
     return KeyOut(id=issued.id, key=issued.secret)
+
+
+def restrictions(body: KeyRestrict) -> admin.KeyRestrictions:
+    return admin.KeyRestrictions(body.expires_at, body.allowed_ips, body.allowed_models)
+
+
+@router.get("/keys", response_model=list[KeyListingOut])
+async def list_keys(operator: AdminDep) -> list[KeyListingOut]:
+    return [KeyListingOut(**asdict(key)) for key in await operator.list_keys()]
 
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(key_id: str, operator: AdminDep) -> dict[str, object]:
     await operator.revoke_key(key_id)
     return {"id": key_id, "revoked": True}
+
+
+@router.put("/keys/{key_id}/restrictions")
+async def restrict_key(
+    key_id: str,
+    body: Annotated[KeyRestrict, Depends(json_body(KeyRestrict))],
+    operator: AdminDep,
+) -> dict[str, object]:
+    await operator.restrict_key(key_id, restrictions(body))
+    return {"id": key_id, "restricted": True}
+
+
+@router.post("/keys/{key_id}/disable")
+async def disable_key(key_id: str, operator: AdminDep) -> dict[str, object]:
+    await operator.set_key_disabled(key_id, True)
+    return {"id": key_id, "disabled": True}
+
+
+@router.post("/keys/{key_id}/enable")
+async def enable_key(key_id: str, operator: AdminDep) -> dict[str, object]:
+    await operator.set_key_disabled(key_id, False)
+    return {"id": key_id, "disabled": False}
+
+
+@router.post("/keys/{key_id}/rotate", response_model=KeyOut)
+async def rotate_key(
+    key_id: str,
+    body: Annotated[KeyRotate, Depends(json_body(KeyRotate))],
+    operator: AdminDep,
+) -> KeyOut:
+    issued = await operator.rotate_key(key_id, body.grace_s)
+    return KeyOut(id=issued.id, key=issued.secret)
 
 
 @router.post("/accounts/{account_id}/topup", response_model=AccountOut)

@@ -21,7 +21,14 @@ from moonbase.anthropic.errors import error_body
 from moonbase.anthropic.schemas import CountTokensRequest, MessagesRequest
 from moonbase.anthropic.translate import resolve_model, to_chat_request
 from moonbase.api.bodies import json_body, openapi_body
-from moonbase.api.deps import BillingDep, ChatDep, KeysDep, RequestIdDep, SettingsDep
+from moonbase.api.deps import (
+    BillingDep,
+    ChatDep,
+    KeysDep,
+    RequestIdDep,
+    SettingsDep,
+    key_owner,
+)
 from moonbase.api.disconnect import cancel_on_disconnect
 from moonbase.api.sse import SseDialect, start_sse
 from moonbase.auth.caller import KeyOwner
@@ -45,9 +52,7 @@ async def get_anthropic_caller(request: Request, keys: KeysDep, billing: Billing
             "x-api-key header is required: send your moonbase API key as 'x-api-key: sk-...'",
             code="missing_api_key",
         )
-    owner = await keys.owner(token)
-    if owner is None:
-        raise AuthenticationError("invalid x-api-key", code="invalid_api_key")
+    owner = await key_owner(request, keys, token)
     await billing.check_funds(owner.account_id)
     return owner
 

@@ -62,9 +62,17 @@ async def get_caller(request: Request, keys: KeysDep) -> KeyOwner:
             "Invalid Authentication: send your API key as 'Authorization: Bearer sk-...'",
             code="missing_api_key",
         )
+    return await key_owner(request, keys, token)
+
+
+async def key_owner(request: Request, keys: KeyCache, token: str) -> KeyOwner:
+    """The owner of ``token``, if the key may be used now and from here (its
+    policy: expiry, disabled, IP allowlist); noted as used."""
     owner = await keys.owner(token)
     if owner is None:
         raise AuthenticationError("Invalid Authentication", code="invalid_api_key")
+    owner.policy.check_use(request.client.host if request.client else None)
+    keys.touch(owner.key_id)
     return owner
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moonbase.auth.key_policy import OPEN, KeyPolicy
+
 
 @dataclass(frozen=True)
 class KeyOwner:
-    """The key a request came with and the account it spends from."""
+    """The key a request came with, the account it spends from, and what the
+    key may do (auth/key_policy.py)."""
 
     key_id: str
     account_id: str
+    policy: KeyPolicy = OPEN

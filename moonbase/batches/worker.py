@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from moonbase.auth.caller import KeyOwner
+from moonbase.auth.key_policy import OPEN, policy_of
 from moonbase.batches.validation import check_input
 from moonbase.billing.service import BillingService, Settlement
 from moonbase.chat.service import BatchRun, ChatService
@@ -35,6 +36,7 @@ from moonbase.files.service import FileService
 from moonbase.schemas.chat import ChatCompletionRequest
 from moonbase.settings import DEFAULT_MAX_REQUEST_BYTES, BatchSettings
 from moonbase.store.database import Database, unreachable
+from moonbase.store.repositories import api_keys
 from moonbase.store.repositories import batches as batch_rows
 from moonbase.store.tables import Batch, BatchLine
 
@@ -199,7 +201,7 @@ class BatchWorker:
         async def runner() -> None:
             while (line := await lines.get()) is not None:
                 if not stop.is_set():
-                    await self._run_line(batch, line, finished, unfunded)
+                    await self._run_line(batch, caller, line, finished, unfunded)
 
         async def watch() -> None:
             while not stop.is_set():
@@ -211,6 +213,7 @@ class BatchWorker:
                     stop.set()
 
         await check_funds()
+        caller = await self._caller(batch)
 
         runners = [asyncio.create_task(runner()) for _ in range(self.settings.concurrency)]
         committer = asyncio.create_task(self._commit(finished))
@@ -239,19 +242,31 @@ class BatchWorker:
                 await committer
         return fed > 0
 
+    async def _caller(self, batch: Batch) -> KeyOwner:
+        """The key that created the batch, with its policy: its lines may use
+        only the models the key may (a key's allowlist holds in batches too)."""
+        policy = OPEN
+        if batch.api_key_id:
+            async with self.db.read() as session:
+                key = await api_keys.get(session, batch.api_key_id)
+            if key is not None:
+                policy = policy_of(None, None, None, key.allowed_models)
+        return KeyOwner(batch.api_key_id or "", batch.account_id, policy)
+
     async def _run_line(
         self,
         batch: Batch,
+        caller: KeyOwner,
         line: BatchLine,
         finished: asyncio.Queue[_Finished | None],
         unfunded: list[QuotaExceededError],
     ) -> None:
         request_id = f"batch-{batch.id}-{line.line}-{secrets.token_hex(4)}"
-        caller = KeyOwner(key_id=batch.api_key_id or "", account_id=batch.account_id)
         try:
             if unfunded:
                 raise unfunded[0]
             request = ChatCompletionRequest.model_validate_json(line.body_json)
+            caller.policy.check_model(request.model)
             request = request.model_copy(update={"stream": False, "stream_options": None})
             chat = await self.chat.prepare(request, request_id, batch.account_id)
             run = await self.chat.run_batch_line(chat, caller)

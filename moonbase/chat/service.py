@@ -97,6 +97,7 @@ class ChatService:
         server a parse and nothing more. Sized by a character estimate of the
         prompt; the rate-limit counts take the real size when it settles."""
         model = self._registry.get(request.model)
+        caller.policy.check_model(model.id)
         prompt = estimate_message_tokens(request)
         n = request.n or 1
         asked = request.max_completion_tokens or request.max_tokens
@@ -109,7 +110,7 @@ class ChatService:
     ) -> Ticket:
         """Admission of a token count: a request in the RPM and concurrency
         counts, holding no money (it is not charged)."""
-        self._registry.get(model_id)
+        caller.policy.check_model(self._registry.get(model_id).id)
         return await self._billing.admit(caller, request_id, 0)
 
     def reserve(self, ticket: Ticket, chat: PreparedChat) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -16,8 +17,34 @@ class AccountCreate(StrictWireModel):
     name: Annotated[str, bounds.ACCOUNT_NAME] = Field(min_length=1)
 
 
-class KeyCreate(StrictWireModel):
+class KeyRestrict(StrictWireModel):
+    """A key's limits; a field left out (or null) means no limit of that kind."""
+
+    expires_at: datetime | None = None
+    allowed_ips: list[Annotated[str, bounds.NETWORK]] | None = None
+    allowed_models: list[Annotated[str, bounds.MODEL]] | None = None
+
+
+class KeyCreate(KeyRestrict):
     name: Annotated[str, bounds.KEY_NAME] = ""
+
+
+class KeyRotate(StrictWireModel):
+    grace_s: float = Field(3600, ge=0, description="how long the old secret keeps working")
+
+
+class KeyListingOut(WireModel):
+    id: str
+    account: str
+    name: str
+    display: str
+    created_at: datetime
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    disabled_at: datetime | None
+    allowed_ips: list[str] | None
+    allowed_models: list[str] | None
+    last_used_at: datetime | None
 
 
 class Credit(StrictWireModel):

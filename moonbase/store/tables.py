@@ -57,6 +57,21 @@ class ApiKey(Base):
     display: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The lifecycle (auth/key_policy.py): unusable after expires_at or while
+    # disabled; usable only from allowed_ips and for allowed_models (JSON
+    # lists; NULL: anywhere, any model). A rotated key's previous secret keeps
+    # working until previous_valid_until. last_used_at is written in batches.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    allowed_ips: Mapped[str | None] = mapped_column(Text, nullable=True)
+    allowed_models: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_hash: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, index=True
+    )
+    previous_valid_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class UsageRecord(Base):

@@ -3,6 +3,10 @@
 A plain hash is the right tool here (not a password KDF): the keys carry
 ~285 bits of randomness, so there is nothing to brute-force, and a lookup by
 hash stays one indexed query per request.
+
+A rotated key keeps its id (its usage, name and policy) and gets a new
+secret; the old secret's hash moves to ``previous_hash`` and keeps working
+until ``previous_valid_until``.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.auth.caller import KeyOwner
+from moonbase.auth.key_policy import encode_list, policy_of
 from moonbase.store.tables import Account, ApiKey, utcnow
 
 KEY_PREFIX = "sk-"
@@ -41,14 +46,29 @@ def display_form(secret: str) -> str:
     return f"{secret[:7]}...{secret[-4:]}"
 
 
-async def create(session: AsyncSession, account_id: str, name: str = "") -> IssuedKey:
-    secret = KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(KEY_RANDOM_CHARS))
+def _new_secret() -> str:
+    return KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(KEY_RANDOM_CHARS))
+
+
+async def create(
+    session: AsyncSession,
+    account_id: str,
+    name: str = "",
+    *,
+    expires_at: datetime | None = None,
+    allowed_ips: list[str] | None = None,
+    allowed_models: list[str] | None = None,
+) -> IssuedKey:
+    secret = _new_secret()
     key = ApiKey(
         id="key-" + secrets.token_hex(12),
         account_id=account_id,
         name=name,
         key_hash=hash_key(secret),
         display=display_form(secret),
+        expires_at=expires_at,
+        allowed_ips=encode_list(allowed_ips),
+        allowed_models=encode_list(allowed_models),
     )
     session.add(key)
     await session.flush()
@@ -56,15 +76,51 @@ async def create(session: AsyncSession, account_id: str, name: str = "") -> Issu
 
 
 async def authenticate(session: AsyncSession, secret: str) -> KeyOwner | None:
-    """Who calls with ``secret``: an active key's id and account, or None."""
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.account_id).where(
-                ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
-            )
+    """Who calls with ``secret``: a key's id, account and policy, or None. A
+    disabled or expired key is returned (its policy refuses it, saying why);
+    a revoked key, or a rotated key's old secret past its grace, is not."""
+    digest = hash_key(secret)
+    key = await session.scalar(
+        select(ApiKey).where(
+            or_(ApiKey.key_hash == digest, ApiKey.previous_hash == digest),
+            ApiKey.revoked_at.is_(None),
         )
-    ).first()
-    return KeyOwner(key_id=row.id, account_id=row.account_id) if row else None
+    )
+    if key is None:
+        return None
+    policy = policy_of(key.expires_at, key.disabled_at, key.allowed_ips, key.allowed_models)
+    if key.key_hash != digest:  # the old secret of a rotated key: until its grace ends
+        grace_end = policy_of(key.previous_valid_until, None, None, None).expires_at
+        if policy.expires_at is None or (grace_end and grace_end < policy.expires_at):
+            policy = replace(policy, expires_at=grace_end)
+    return KeyOwner(key_id=key.id, account_id=key.account_id, policy=policy)
+
+
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def rotate(session: AsyncSession, key: ApiKey, grace_until: datetime) -> IssuedKey:
+    """A new secret for ``key``; the current one keeps working until ``grace_until``."""
+    secret = _new_secret()
+    key.previous_hash = key.key_hash
+    key.previous_valid_until = grace_until
+    key.key_hash = hash_key(secret)
+    key.display = display_form(secret)
+    await session.flush()
+    return IssuedKey(id=key.id, secret=secret, display=key.display)
+
+
+async def mark_used(session: AsyncSession, used: dict[str, datetime]) -> None:
+    """Record when each key was last used (a batch of them, written together)."""
+    for key_id, when in used.items():
+        await session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < when)
+            )
+            .values(last_used_at=when)
+        )
 
 
 async def list_all(session: AsyncSession) -> list[tuple[ApiKey, str]]:
