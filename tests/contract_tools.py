@@ -1,4 +1,5 @@
-"""Tools the issue-17 tests declare (request-level and in system messages)."""
+"""Tools the tests declare: request-level, in system messages (issue 17), and
+in Anthropic's shape (issue 20)."""
 
 WEATHER = {
     "type": "function",
@@ -23,4 +24,11 @@ SEARCH = {
             "required": ["query", "limit"],
         },
     },
+}
+
+# The same weather tool as Anthropic's Messages API declares it.
+ANTHROPIC_WEATHER = {
+    "name": WEATHER["function"]["name"],
+    "description": WEATHER["function"]["description"],
+    "input_schema": WEATHER["function"]["parameters"],
 }

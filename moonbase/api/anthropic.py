@@ -88,13 +88,7 @@ async def create_message(
     model = resolve_model(body.model, settings.anthropic.model_aliases)
     request.state.model = model if model in SPECS_BY_ID else "other"
     chat_request = to_chat_request(body, model, stream=body.stream)
-    ticket = await chat_service.admit(chat_request, request_id, caller)
-    try:
-        chat = await chat_service.prepare(chat_request, request_id, caller.account_id)
-        chat_service.reserve(ticket, chat)
-    except BaseException:
-        await chat_service.release(ticket)
-        raise
+    ticket, chat = await chat_service.start(chat_request, request_id, caller)
     msg_id = reply.message_id()
     if body.stream:
         tally = Tally(chat.generation.n)

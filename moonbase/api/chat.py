@@ -33,13 +33,7 @@ async def create_chat_completion(
 ) -> Response:
     # The metrics' model label: catalog ids only, so that clients cannot mint series.
     request.state.model = body.model if body.model in SPECS_BY_ID else "other"
-    ticket = await chat_service.admit(body, request_id, caller)
-    try:
-        chat = await chat_service.prepare(body, request_id, caller.account_id)
-        chat_service.reserve(ticket, chat)
-    except BaseException:
-        await chat_service.release(ticket)
-        raise
+    ticket, chat = await chat_service.start(body, request_id, caller)
     if body.stream:
         return await start_sse(chat_service.stream(chat, ticket))
     try:

@@ -113,6 +113,20 @@ class ChatService:
         caller.policy.check_model(self._registry.get(model_id).id)
         return await self._billing.admit(caller, request_id, 0)
 
+    async def start(
+        self, request: ChatCompletionRequest, request_id: str, caller: KeyOwner
+    ) -> tuple[Ticket, PreparedChat]:
+        """Admit, prepare and reserve: a request ready to run (or generate).
+        Refused after admission, its place is given back."""
+        ticket = await self.admit(request, request_id, caller)
+        try:
+            chat = await self.prepare(request, request_id, caller.account_id)
+            self.reserve(ticket, chat)
+        except BaseException:
+            await self.release(ticket)
+            raise
+        return ticket, chat
+
     def reserve(self, ticket: Ticket, chat: PreparedChat) -> None:
         """Hold the prepared request's exact maximum cost against the balance."""
         generation = chat.generation

@@ -15,18 +15,11 @@ from sqlalchemy import select
 
 from moonbase.store.tables import UsageRecord
 from tests.conftest import PlatformClient
+from tests.contract_tools import ANTHROPIC_WEATHER
 
 MODEL = "moonshot-v1-8k"
 ASK = [{"role": "user", "content": "Say hello."}]
-WEATHER = {
-    "name": "get_weather",
-    "description": "Weather of a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+WEATHER = ANTHROPIC_WEATHER
 
 
 def sdk(platform: PlatformClient, key: str | None = None) -> anthropic.AsyncAnthropic:

@@ -9,16 +9,9 @@ import pytest
 from moonbase.anthropic.schemas import CountTokensRequest, MessagesRequest
 from moonbase.anthropic.translate import resolve_model, to_chat_request
 from moonbase.errors import BadRequestError
+from tests.contract_tools import ANTHROPIC_WEATHER
 
-WEATHER = {
-    "name": "get_weather",
-    "description": "Weather of a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+WEATHER = ANTHROPIC_WEATHER
 
 
 def translate(**fields: object) -> dict:

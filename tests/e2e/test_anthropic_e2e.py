@@ -19,20 +19,13 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.contract_tools import ANTHROPIC_WEATHER
 from tests.e2e.server import CLIENT_TIMEOUT_S, RunningServer, openai_client
 from tests.e2e.test_structured_output_e2e import SCHEMAS
 from tests.files import documents
 
 MODEL = "moonshot-v1-8k"
-WEATHER = {
-    "name": "get_weather",
-    "description": "The weather of a city",
-    "input_schema": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
+WEATHER = ANTHROPIC_WEATHER
 
 
 class Priority(StrEnum):
