@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase import bounds
+from moonbase.auth.actor import SYSTEM, Actor, cli_actor
 from moonbase.auth.key_cache import KeyCache
 from moonbase.auth.key_policy import check_models, decode_list, encode_list, parse_networks
 from moonbase.billing.account_cache import limits_of
@@ -27,7 +28,7 @@ from moonbase.catalog import SPECS_BY_ID
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import BillingSettings, Settings
 from moonbase.store.database import Database
-from moonbase.store.repositories import accounts, api_keys, ledger
+from moonbase.store.repositories import accounts, api_keys, audit, ledger
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import IssuedKey
 from moonbase.store.tables import Account, ApiKey, utcnow
@@ -72,6 +73,13 @@ class KeyRestrictions:
             models = check_models(self.allowed_models, set(SPECS_BY_ID))
         return KeyRestrictions(self.expires_at, ips, models)
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "allowed_ips": self.allowed_ips,
+            "allowed_models": self.allowed_models,
+        }
+
 
 async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
     """On an empty store, create the owner's account and key; None if one exists.
@@ -95,7 +103,11 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
                     voucher_micro=voucher,
                     reason="owner's starting voucher",
                 )
-            return await api_keys.create(session, account.id, name="first key")
+            issued = await api_keys.create(session, account.id, name="first key")
+            details = {"name": DEFAULT_ACCOUNT, "voucher": str(billing.owner_voucher_yuan),
+                       "tier": billing.owner_tier, "first_key": issued.id}  # fmt: skip
+            audit.record(session, SYSTEM, "account.create", account.id, account.id, details)
+            return issued
     except IntegrityError:  # another replica bootstrapped at the same moment
         return None
 
@@ -105,6 +117,7 @@ async def create_key(
     account_name: str,
     name: str = "",
     restrictions: KeyRestrictions | None = None,
+    actor: Actor | None = None,
 ) -> IssuedKey:
     """A new key for ``account_name``, creating the account if it is new."""
     _check(bounds.KEY_NAME, name, "name")
@@ -114,7 +127,9 @@ async def create_key(
         account = await accounts.get_by_name(session, account_name)
         if account is None:
             account = await accounts.create(session, account_name)
-        return await api_keys.create(
+            audit.record(session, actor or cli_actor(), "account.create", account.id,
+                         account.id, {"name": account_name})  # fmt: skip
+        issued = await api_keys.create(
             session,
             account.id,
             name=name,
@@ -122,6 +137,9 @@ async def create_key(
             allowed_ips=limits.allowed_ips,
             allowed_models=limits.allowed_models,
         )
+        details = {"name": name, "display": issued.display, **limits.as_dict()}
+        audit.record(session, actor or cli_actor(), "key.create", issued.id, account.id, details)
+        return issued
 
 
 async def list_keys(db: Database) -> list[KeyListing]:
@@ -153,26 +171,45 @@ async def _live_key(session: AsyncSession, key_id: str) -> ApiKey:
     return key
 
 
-async def restrict_key(db: Database, key_id: str, restrictions: KeyRestrictions) -> None:
+def _restrictions_of(key: ApiKey) -> dict[str, object]:
+    return KeyRestrictions(
+        key.expires_at, decode_list(key.allowed_ips), decode_list(key.allowed_models)
+    ).as_dict()
+
+
+async def restrict_key(
+    db: Database, key_id: str, restrictions: KeyRestrictions, actor: Actor | None = None
+) -> None:
     """Set a key's expiry and allowlists (a None clears that limit)."""
     limits = restrictions.checked()
     async with db.transaction() as session:
         key = await _live_key(session, key_id)
+        before = _restrictions_of(key)
         key.expires_at = limits.expires_at
         key.allowed_ips = encode_list(limits.allowed_ips)
         key.allowed_models = encode_list(limits.allowed_models)
+        changes = audit.diff(before, limits.as_dict())
+        audit.record(session, actor or cli_actor(), "key.restrict", key.id, key.account_id, changes)
 
 
-async def set_key_disabled(db: Database, key_id: str, disabled: bool) -> None:
+async def set_key_disabled(
+    db: Database, key_id: str, disabled: bool, actor: Actor | None = None
+) -> None:
     async with db.transaction() as session:
         key = await _live_key(session, key_id)
+        was = key.disabled_at is not None
         key.disabled_at = (key.disabled_at or utcnow()) if disabled else None
+        action = "key.disable" if disabled else "key.enable"
+        changes = {"disabled": [was, disabled]}
+        audit.record(session, actor or cli_actor(), action, key.id, key.account_id, changes)
 
 
 MAX_ROTATION_GRACE_S = 30 * 24 * 3600
 
 
-async def rotate_key(db: Database, key_id: str, grace_s: float) -> IssuedKey:
+async def rotate_key(
+    db: Database, key_id: str, grace_s: float, actor: Actor | None = None
+) -> IssuedKey:
     """A new secret for the key; the old one keeps working for ``grace_s``."""
     if not 0 <= grace_s <= MAX_ROTATION_GRACE_S:
         raise BadRequestError(
@@ -180,12 +217,20 @@ async def rotate_key(db: Database, key_id: str, grace_s: float) -> IssuedKey:
         )
     async with db.transaction() as session:
         key = await _live_key(session, key_id)
-        return await api_keys.rotate(session, key, utcnow() + timedelta(seconds=grace_s))
+        old_display = key.display
+        issued = await api_keys.rotate(session, key, utcnow() + timedelta(seconds=grace_s))
+        changes = {"display": [old_display, issued.display], "grace_s": grace_s}
+        audit.record(session, actor or cli_actor(), "key.rotate", key.id, key.account_id, changes)
+        return issued
 
 
-async def revoke_key(db: Database, key_id: str) -> bool:
+async def revoke_key(db: Database, key_id: str, actor: Actor | None = None) -> bool:
     async with db.transaction() as session:
-        return await api_keys.revoke(session, key_id)
+        key = await api_keys.get(session, key_id)
+        if key is None or not await api_keys.revoke(session, key_id):
+            return False
+        audit.record(session, actor or cli_actor(), "key.revoke", key_id, key.account_id, {})
+        return True
 
 
 @dataclass(frozen=True)
@@ -217,13 +262,16 @@ def _check(bound: bounds.Bound, text: str, param: str) -> None:
         raise BadRequestError(problem, param=param)
 
 
-async def create_account(db: Database, name: str) -> AccountView:
+async def create_account(db: Database, name: str, actor: Actor | None = None) -> AccountView:
     _check(bounds.ACCOUNT_NAME, name, "name")
     if not name:
         raise BadRequestError("name must not be empty", param="name")
     try:
         async with db.transaction() as session:
-            return _view(await accounts.create(session, name))
+            account = await accounts.create(session, name)
+            audit.record(session, actor or cli_actor(), "account.create", account.id,
+                         account.id, {"name": name})  # fmt: skip
+            return _view(account)
     except IntegrityError:
         raise BadRequestError(f"an account named {name!r} exists", param="name") from None
 
@@ -255,6 +303,7 @@ async def set_limits(
     rpm: int | None = None,
     tpm: int | None = None,
     tpd: int | None = None,
+    actor: Actor | None = None,
 ) -> AccountView:
     """Pin a tier (None: follow top-ups) and override single limits (None: the tier's)."""
     caps = {
@@ -272,13 +321,27 @@ async def set_limits(
         account = await ledger.lock_account(session, account_id)
         if account is None:
             raise NotFoundError(f"no account {account_id!r}", param="account")
+        before = _limits_of(account)
         account.tier_override = tier
         account.limit_concurrency = concurrency
         account.limit_rpm = rpm
         account.limit_tpm = tpm
         account.limit_tpd = tpd
+        changes = audit.diff(before, _limits_of(account))
+        audit.record(session, actor or cli_actor(), "account.limits", account.id, account.id,
+                     changes)  # fmt: skip
         await session.flush()
         return _view(account)
+
+
+def _limits_of(account: Account) -> dict[str, int | None]:
+    return {
+        "tier": account.tier_override,
+        "concurrency": account.limit_concurrency,
+        "rpm": account.limit_rpm,
+        "tpm": account.limit_tpm,
+        "tpd": account.limit_tpd,
+    }
 
 
 async def usage_report(
@@ -345,8 +408,8 @@ class AdminService:
         """The admin API's bearer token; None: the admin API is off."""
         return self._settings.admin_token or None
 
-    async def create_account(self, name: str) -> AccountView:
-        return await create_account(self._db, name)
+    async def create_account(self, name: str, actor: Actor) -> AccountView:
+        return await create_account(self._db, name, actor)
 
     async def list_accounts(self) -> list[AccountView]:
         return await list_accounts(self._db)
@@ -355,46 +418,57 @@ class AdminService:
         return await find_account(self._db, id_or_name)
 
     async def create_key(
-        self, account_id: str, name: str, restrictions: KeyRestrictions | None = None
+        self, account_id: str, name: str, restrictions: KeyRestrictions, actor: Actor
     ) -> IssuedKey:
         account = await find_account(self._db, account_id)
-        return await create_key(self._db, account.name, name, restrictions)
+        return await create_key(self._db, account.name, name, restrictions, actor)
 
-    async def revoke_key(self, key_id: str) -> None:
-        if not await revoke_key(self._db, key_id):
+    async def revoke_key(self, key_id: str, actor: Actor) -> None:
+        if not await revoke_key(self._db, key_id, actor):
             raise NotFoundError(f"no active key {key_id}", param="key_id")
         self._keys.forget_key(key_id)
 
     async def list_keys(self) -> list[KeyListing]:
         return await list_keys(self._db)
 
-    async def restrict_key(self, key_id: str, restrictions: KeyRestrictions) -> None:
-        await restrict_key(self._db, key_id, restrictions)
+    async def restrict_key(self, key_id: str, restrictions: KeyRestrictions, actor: Actor) -> None:
+        await restrict_key(self._db, key_id, restrictions, actor)
         self._keys.forget_key(key_id)
 
-    async def set_key_disabled(self, key_id: str, disabled: bool) -> None:
-        await set_key_disabled(self._db, key_id, disabled)
+    async def set_key_disabled(self, key_id: str, disabled: bool, actor: Actor) -> None:
+        await set_key_disabled(self._db, key_id, disabled, actor)
         self._keys.forget_key(key_id)
 
-    async def rotate_key(self, key_id: str, grace_s: float) -> IssuedKey:
-        issued = await rotate_key(self._db, key_id, grace_s)
+    async def rotate_key(self, key_id: str, grace_s: float, actor: Actor) -> IssuedKey:
+        issued = await rotate_key(self._db, key_id, grace_s, actor)
         self._keys.forget_key(key_id)
         return issued
 
     async def credit(
-        self, account_id: str, kind: str, amount: Decimal, reason: str, reference: str | None
+        self,
+        account_id: str,
+        kind: str,
+        amount: Decimal,
+        reason: str,
+        reference: str | None,
+        actor: Actor,
     ) -> AccountView:
         account = await find_account(self._db, account_id)
         await self._billing.credit(
-            account.id, kind, amount, reason or f"{kind} by admin", reference
+            account.id, kind, amount, reason or f"{kind} by admin", reference, actor
         )
         return await find_account(self._db, account.id)
 
     async def set_limits(
-        self, account_id: str, tier: int | None, **limits: int | None
+        self, account_id: str, tier: int | None, actor: Actor, **limits: int | None
     ) -> AccountView:
         account = await find_account(self._db, account_id)
-        return await set_limits(self._db, account.id, tier, **limits)
+        return await set_limits(self._db, account.id, tier, actor=actor, **limits)
+
+    async def audit_events(self, account: str | None, limit: int) -> list[audit.AuditView]:
+        account_id = (await find_account(self._db, account)).id if account else None
+        async with self._db.read() as session:
+            return await audit.events(session, account_id, limit)
 
     async def usage(
         self,

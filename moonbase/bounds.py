@@ -86,6 +86,7 @@ ACCOUNT_NAME = Bound(200)
 KEY_NAME = Bound(200)
 LEDGER_REASON = Bound(200)
 LEDGER_REFERENCE = Bound(64)
+ACTOR = Bound(200)  # who made an audited change
 FILENAME = Bound(512)
 PURPOSE = Bound(32)
 CUSTOM_ID = Bound(512)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 import uvicorn
 
 from moonbase import admin
+from moonbase.auth.actor import cli_actor
 from moonbase.billing import dead_letters
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
@@ -23,6 +25,7 @@ from moonbase.logs import configure_logging
 from moonbase.services import running_services
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
+from moonbase.store.repositories import audit
 from moonbase.store.repositories.usage import UsageRow
 
 app = typer.Typer(help="moonbase: a self-hosted Moonshot AI (Kimi) platform.", no_args_is_help=True)
@@ -251,6 +254,25 @@ def keys_rotate(
     typer.echo(f"id: {issued.id}", err=True)
 
 
+@app.command("audit")
+def audit_log(
+    account: Annotated[str | None, typer.Option(help="Only this account (id or name).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Who changed keys, money and limits, when, from where, and what (JSON lines)."""
+    settings = load_settings(config, data_dir=data_dir)
+
+    async def read(db: Database) -> list[audit.AuditView]:
+        account_id = (await admin.find_account(db, account)).id if account else None
+        async with db.read() as session:
+            return await audit.events(session, account_id, limit)
+
+    for event in _with_db(settings, read):
+        typer.echo(json.dumps({**asdict(event), "at": event.at.isoformat()}, ensure_ascii=False))
+
+
 def _show(view: admin.AccountView) -> str:
     limits = view.limits
     return (
@@ -284,7 +306,8 @@ def _credit(kind: str, account: str, amount: str, reason: str, settings: Setting
             yuan = Decimal(amount)
         except ArithmeticError:
             raise BadRequestError(f"amount {amount!r} is not a number of yuan") from None
-        await billing.credit(found.id, kind, yuan, reason or f"{kind} by operator")
+        await billing.credit(found.id, kind, yuan, reason or f"{kind} by operator", None,
+                             cli_actor())  # fmt: skip
         return await admin.find_account(db, found.id)
 
     typer.echo(_show(_with_db(settings, run)))

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from moonbase import admin
 from moonbase.api.bodies import json_body
 from moonbase.api.deps import AdminDep
+from moonbase.auth.actor import Actor
 from moonbase.billing.money import to_yuan
 from moonbase.errors import AuthenticationError, NotFoundError
 from moonbase.schemas.admin import (
     AccountCreate,
     AccountOut,
+    AuditEventOut,
     Credit,
     KeyCreate,
     KeyListingOut,
@@ -44,6 +46,14 @@ def require_admin(request: Request, operator: AdminDep) -> None:
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
+def get_actor(request: Request) -> Actor:
+    """Who makes a change through the admin API: the holder of its token, from here."""
+    return Actor("admin-api", request.client.host if request.client else None)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
 def account_out(view: admin.AccountView) -> AccountOut:
     return AccountOut(
         id=view.id,
@@ -58,9 +68,11 @@ def account_out(view: admin.AccountView) -> AccountOut:
 
 @router.post("/accounts", response_model=AccountOut, status_code=201)
 async def create_account(
-    body: Annotated[AccountCreate, Depends(json_body(AccountCreate))], operator: AdminDep
+    body: Annotated[AccountCreate, Depends(json_body(AccountCreate))],
+    operator: AdminDep,
+    actor: ActorDep,
 ) -> AccountOut:
-    return account_out(await operator.create_account(body.name))
+    return account_out(await operator.create_account(body.name, actor))
 
 
 @router.get("/accounts", response_model=list[AccountOut])
@@ -73,8 +85,9 @@ async def create_key(
     account_id: str,
     body: Annotated[KeyCreate, Depends(json_body(KeyCreate))],
     operator: AdminDep,
+    actor: ActorDep,
 ) -> KeyOut:
-    issued = await operator.create_key(account_id, body.name, restrictions(body))
+    issued = await operator.create_key(account_id, body.name, restrictions(body), actor)
     return KeyOut(id=issued.id, key=issued.secret)
 
 
@@ -88,8 +101,8 @@ async def list_keys(operator: AdminDep) -> list[KeyListingOut]:
 
 
 @router.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, operator: AdminDep) -> dict[str, object]:
-    await operator.revoke_key(key_id)
+async def revoke_key(key_id: str, operator: AdminDep, actor: ActorDep) -> dict[str, object]:
+    await operator.revoke_key(key_id, actor)
     return {"id": key_id, "revoked": True}
 
 
@@ -98,20 +111,21 @@ async def restrict_key(
     key_id: str,
     body: Annotated[KeyRestrict, Depends(json_body(KeyRestrict))],
     operator: AdminDep,
+    actor: ActorDep,
 ) -> dict[str, object]:
-    await operator.restrict_key(key_id, restrictions(body))
+    await operator.restrict_key(key_id, restrictions(body), actor)
     return {"id": key_id, "restricted": True}
 
 
 @router.post("/keys/{key_id}/disable")
-async def disable_key(key_id: str, operator: AdminDep) -> dict[str, object]:
-    await operator.set_key_disabled(key_id, True)
+async def disable_key(key_id: str, operator: AdminDep, actor: ActorDep) -> dict[str, object]:
+    await operator.set_key_disabled(key_id, True, actor)
     return {"id": key_id, "disabled": True}
 
 
 @router.post("/keys/{key_id}/enable")
-async def enable_key(key_id: str, operator: AdminDep) -> dict[str, object]:
-    await operator.set_key_disabled(key_id, False)
+async def enable_key(key_id: str, operator: AdminDep, actor: ActorDep) -> dict[str, object]:
+    await operator.set_key_disabled(key_id, False, actor)
     return {"id": key_id, "disabled": False}
 
 
@@ -120,24 +134,35 @@ async def rotate_key(
     key_id: str,
     body: Annotated[KeyRotate, Depends(json_body(KeyRotate))],
     operator: AdminDep,
+    actor: ActorDep,
 ) -> KeyOut:
-    issued = await operator.rotate_key(key_id, body.grace_s)
+    issued = await operator.rotate_key(key_id, body.grace_s, actor)
     return KeyOut(id=issued.id, key=issued.secret)
 
 
 @router.post("/accounts/{account_id}/topup", response_model=AccountOut)
 async def top_up(
-    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], operator: AdminDep
+    account_id: str,
+    body: Annotated[Credit, Depends(json_body(Credit))],
+    operator: AdminDep,
+    actor: ActorDep,
 ) -> AccountOut:
-    view = await operator.credit(account_id, "topup", body.amount, body.reason, body.reference)
+    view = await operator.credit(
+        account_id, "topup", body.amount, body.reason, body.reference, actor
+    )
     return account_out(view)
 
 
 @router.post("/accounts/{account_id}/vouchers", response_model=AccountOut)
 async def grant_voucher(
-    account_id: str, body: Annotated[Credit, Depends(json_body(Credit))], operator: AdminDep
+    account_id: str,
+    body: Annotated[Credit, Depends(json_body(Credit))],
+    operator: AdminDep,
+    actor: ActorDep,
 ) -> AccountOut:
-    view = await operator.credit(account_id, "voucher", body.amount, body.reason, body.reference)
+    view = await operator.credit(
+        account_id, "voucher", body.amount, body.reason, body.reference, actor
+    )
     return account_out(view)
 
 
@@ -146,9 +171,10 @@ async def set_limits(
     account_id: str,
     body: Annotated[LimitsUpdate, Depends(json_body(LimitsUpdate))],
     operator: AdminDep,
+    actor: ActorDep,
 ) -> AccountOut:
     limits = body.model_dump(exclude={"tier"})
-    return account_out(await operator.set_limits(account_id, body.tier, **limits))
+    return account_out(await operator.set_limits(account_id, body.tier, actor, **limits))
 
 
 @router.get("/usage", response_model=UsageReport)
@@ -181,3 +207,13 @@ def _row(row: UsageRow) -> UsageRowOut:
         completion_tokens=row.completion_tokens,
         cost=to_yuan(row.cost_micro),
     )
+
+
+@router.get("/audit", response_model=list[AuditEventOut])
+async def audit_log(
+    operator: AdminDep,
+    account: Annotated[str | None, Query(description="an account's id or name")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditEventOut]:
+    """Who changed keys, money and limits: newest first."""
+    return [AuditEventOut(**asdict(event)) for event in await operator.audit_events(account, limit)]

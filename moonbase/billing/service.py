@@ -38,17 +38,18 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from moonbase import bounds
+from moonbase.auth.actor import SYSTEM, Actor
 from moonbase.auth.caller import KeyOwner
 from moonbase.billing.account_cache import AccountCache
 from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
 from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
-from moonbase.billing.money import MAX_BALANCE_MICRO, amount_problem, to_micro
+from moonbase.billing.money import MAX_BALANCE_MICRO, amount_problem, to_micro, to_yuan
 from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_micro
 from moonbase.errors import BadRequestError, NotFoundError, QuotaExceededError
 from moonbase.settings import BillingSettings
 from moonbase.store.database import Database, unreachable
-from moonbase.store.repositories import charges, ledger
+from moonbase.store.repositories import audit, charges, ledger
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.charges import AccountRow
 from moonbase.store.tables import utcnow
@@ -407,9 +408,16 @@ class BillingService:
         return found
 
     async def credit(
-        self, account_id: str, kind: str, yuan: Decimal, reason: str, reference: str | None = None
+        self,
+        account_id: str,
+        kind: str,
+        yuan: Decimal,
+        reason: str,
+        reference: str | None = None,
+        actor: Actor | None = None,
     ) -> ledger.Balances:
-        """Top up cash, grant a voucher, or adjust/refund cash (operator actions)."""
+        """Top up cash, grant a voucher, or adjust/refund cash (operator actions),
+        recorded in the audit log in the same transaction."""
         problem = amount_problem(yuan) or bounds.LEDGER_REASON.check(reason, "reason")
         if problem is None and reference is not None:
             problem = bounds.LEDGER_REFERENCE.check(reference, "reference")
@@ -438,5 +446,10 @@ class BillingService:
                 reference=reference,
             )
             balances = ledger.Balances(account.cash_micro, account.voucher_micro)
+            details = {"amount": str(yuan), "reason": reason, "reference": reference,
+                       "cash_balance": str(to_yuan(balances.cash_micro)),
+                       "voucher_balance": str(to_yuan(balances.voucher_micro))}  # fmt: skip
+            audit.record(session, actor or SYSTEM, f"account.{kind}", account_id, account_id,
+                         details)  # fmt: skip
         self._accounts.update(account)
         return balances

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StrictInt
 
@@ -92,3 +92,14 @@ class UsageReport(WireModel):
     group_by: str
     rows: list[UsageRowOut]
     total: UsageRowOut
+
+
+class AuditEventOut(WireModel):
+    id: int
+    at: datetime
+    actor: str
+    address: str | None
+    action: str
+    target: str
+    account_id: str | None
+    changes: dict[str, Any]

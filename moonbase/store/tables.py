@@ -119,6 +119,23 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AuditEvent(Base):
+    """Append-only: who changed a key, money or limits, when, from where, and what."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(bounds.ACTOR.column())  # "cli:alice", "admin-api"
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))  # "key.rotate", "account.topup", ...
+    target: Mapped[str] = mapped_column(String(40))  # the key's or the account's id
+    account_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    changes: Mapped[str] = mapped_column(Text)  # JSON: {"field": [before, after]} or details
+
+
 class StoredFile(Base):
     """An uploaded file. The bytes live in the blob store, never in the database."""
 
