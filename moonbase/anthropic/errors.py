@@ -49,6 +49,6 @@ def error_body(error: MoonbaseError) -> dict[str, Any]:
     # A top-level field is named as Anthropic names it; paths inside
     # messages are the translated conversation's, and the message says enough.
     param = _PARAMS.get(error.param, error.param) if error.param else None
-    if param is not None and not param.startswith("messages") and not message.startswith(param):
+    if param is not None and not param.startswith("messages") and param not in message:
         message = f"{param}: {message}"
     return {"type": "error", "error": {"type": kind, "message": message}}

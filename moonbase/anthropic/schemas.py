@@ -88,7 +88,7 @@ class Tool(WireModel):
     type: StrictStr | None = None
     name: StrictStr
     description: StrictStr | None = None
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any] | None = None  # required of client tools (translate checks)
 
 
 class ToolChoice(WireModel):

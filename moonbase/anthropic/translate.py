@@ -23,6 +23,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from moonbase.anthropic.schemas import (
     CountTokensRequest,
     ImageBlock,
@@ -75,7 +77,12 @@ def to_chat_request(
         if request.metadata is not None and request.metadata.user_id:
             # Anthropic's end-user id is what Moonshot calls the safety identifier.
             body["safety_identifier"] = request.metadata.user_id
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:  # what the chat request's own bounds refuse
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise BadRequestError(f"{where}: {error['msg']}") from None
 
 
 def _check_thinking_budget(request: MessagesRequest) -> None:
@@ -104,20 +111,32 @@ def _messages(request: MessagesRequest | CountTokensRequest) -> list[dict[str, A
         text = system if isinstance(system, str) else "\n\n".join(b.text for b in system)
         messages.append({"role": "system", "content": text})
     for index, message in enumerate(request.messages):
+        if isinstance(message.content, list) and not message.content:
+            last_assistant = message.role == "assistant" and index == len(request.messages) - 1
+            if not last_assistant:  # Anthropic's rule: only a final assistant turn may be empty
+                raise BadRequestError(
+                    f"messages.{index}: all messages must have non-empty content except for "
+                    "the optional final assistant message",
+                    param=f"messages[{index}].content",
+                )
         if message.role == "user":
             messages += _user(index, message)
         elif message.role == "system":
             messages.append({"role": "system", "content": _system_text(index, message)})
         else:
             messages.append(_assistant(message))
-    if messages and messages[-1]["role"] == "assistant" and messages[-1].get("content"):
-        if messages[-1].get("tool_calls"):
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant":
+        if last.get("tool_calls"):
             raise BadRequestError(
                 "the last message is an assistant turn with tool_use: send its tool_result "
                 "in a user turn",
                 param="messages",
             )
-        messages[-1]["partial"] = True  # a prefill: the reply continues it
+        if last.get("content"):
+            last["partial"] = True  # a prefill: the reply continues it
+        else:
+            messages.pop()  # an empty final assistant turn: nothing to continue
     return messages
 
 
@@ -212,6 +231,9 @@ def _tool(index: int, tool: Any) -> dict[str, Any]:
             "declare client tools (name, description, input_schema)",
             param=f"tools[{index}]",
         )
+    if tool.input_schema is None:
+        where = f"tools.{index}.input_schema"
+        raise BadRequestError(f"{where}: Field required", param=f"tools[{index}]")
     function = {"name": tool.name, "parameters": tool.input_schema}
     if tool.description is not None:
         function["description"] = tool.description

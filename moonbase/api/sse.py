@@ -33,6 +33,8 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # generator back here.
 AHEAD = 256
 _END = None
+# The first chunk: taken, none (the stream was empty), or still coming.
+First = dict[str, Any] | None | asyncio.Future[dict[str, Any]]
 
 
 def _data_event(chunk: dict[str, Any]) -> bytes:
@@ -59,7 +61,13 @@ OPENAI_SSE = SseDialect(
 async def start_sse(
     chunks: AsyncGenerator[dict[str, Any], None], dialect: SseDialect = OPENAI_SSE
 ) -> StreamingResponse:
-    """Take the first chunk before answering, so an early refusal is a plain HTTP error."""
+    """Take the first chunk before answering, so an early refusal is a plain HTTP error.
+
+    A dialect with a keepalive waits for it only that long: a long prompt
+    still being read gets its answer started and pings until its first chunk
+    (a refusal after that is an error event)."""
+    if dialect.keepalive is not None:
+        return await _start_keeping_alive(chunks, dialect)
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
@@ -67,13 +75,40 @@ async def start_sse(
     except BaseException:
         await chunks.aclose()
         raise
+    return _response(first, chunks, dialect)
+
+
+def _response(
+    first: First, chunks: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
+) -> StreamingResponse:
     return StreamingResponse(
         _encode(first, chunks, dialect), media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
+async def _start_keeping_alive(
+    chunks: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
+) -> StreamingResponse:
+    pending: asyncio.Task[dict[str, Any]] = asyncio.ensure_future(anext(chunks))
+    try:
+        await asyncio.wait({pending}, timeout=dialect.keepalive_s)
+    except BaseException:  # the request was cancelled: so is its generation
+        pending.cancel()
+        raise
+    if not pending.done():
+        return _response(pending, chunks, dialect)
+    try:
+        first = pending.result()
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return _response(first, chunks, dialect)
+
+
 async def _encode(
-    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
+    first: First, rest: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
 ) -> AsyncGenerator[bytes, None]:
     ready: asyncio.Queue[bytes | None] = asyncio.Queue(AHEAD)
     producer = asyncio.create_task(_produce(first, rest, ready, dialect))
@@ -106,13 +141,18 @@ async def _encode(
 
 
 async def _produce(
-    first: dict[str, Any] | None,
+    first: First,
     rest: AsyncGenerator[dict[str, Any], None],
     ready: asyncio.Queue[bytes | None],
     dialect: SseDialect,
 ) -> None:
     async with aclosing(rest):
         try:
+            if isinstance(first, asyncio.Future):  # still coming: pings meanwhile
+                try:
+                    first = await first
+                except StopAsyncIteration:
+                    first = None
             if first is not None:
                 await ready.put(dialect.event(first))
             async for chunk in rest:

@@ -101,7 +101,9 @@ class ChatService:
         prompt = estimate_message_tokens(request)
         n = request.n or 1
         asked = request.max_completion_tokens or request.max_tokens
-        completion = n * (asked or min(self._default_max_tokens, model.context_length))
+        # No completion outgrows the context: a larger ask is a 400 from
+        # prepare (the prompt counted), never a rate limit that says wait.
+        completion = n * min(asked or self._default_max_tokens, model.context_length)
         max_cost = self._billing.max_cost(model.id, prompt, completion)
         return await self._billing.admit(caller, request_id, prompt + completion, max_cost)
 

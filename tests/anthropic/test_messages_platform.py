@@ -181,9 +181,15 @@ async def test_errors_are_anthropic_shaped_and_typed(platform: PlatformClient):
     fixed = await post(platform, "/messages", {"model": "kimi-k2.5", "max_tokens": 4,
                                                "messages": ASK, "top_p": 0.5})  # fmt: skip
     assert "top_p" in assert_anthropic_error(fixed, 400, "invalid_request_error")
-    too_long = await post(platform, "/messages", {"model": MODEL, "max_tokens": 100_000,
-                                                  "messages": ASK})  # fmt: skip
-    assert "max_tokens" in assert_anthropic_error(too_long, 400, "invalid_request_error")
+    # A max_tokens no context holds is a 400, never a rate limit saying wait.
+    for huge in (100_000, 10_000_000, 10**30):
+        body = {"model": MODEL, "max_tokens": huge, "messages": ASK}
+        too_long = await post(platform, "/messages", body)
+        assert "token limit" in assert_anthropic_error(too_long, 400, "invalid_request_error")
+    openai_style = await platform.post(
+        "/v1/chat/completions", json={"model": MODEL, "max_tokens": 10_000_000, "messages": ASK}
+    )
+    assert openai_style.status_code == 400, openai_style.text
     wrong_method = await platform.http.get("/anthropic/v1/messages")
     assert_anthropic_error(wrong_method, 405, "invalid_request_error")
     platform.engine.overloaded = True

@@ -9,6 +9,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from moonbase.api.anthropic import ANTHROPIC_SSE
 from moonbase.api.sse import start_sse
 from moonbase.errors import RateLimitError
@@ -53,3 +55,34 @@ async def test_an_error_mid_stream_is_an_error_event():
     kind, payload = found[-1]
     assert kind == "error"
     assert payload["error"] == {"type": "rate_limit_error", "message": "slow down"}
+
+
+async def test_a_long_prompt_gets_pings_before_its_message_starts():
+    async def prefilling() -> AsyncGenerator[dict[str, Any], None]:
+        await asyncio.sleep(0.5)  # the engine still reading the prompt
+        yield {"type": "message_start", "message": {}}
+        yield {"type": "message_stop"}
+
+    kinds = [kind for kind, _ in events(await body_of(prefilling(), keepalive_s=0.1))]
+    first_start = kinds.index("message_start")
+    assert first_start >= 2 and set(kinds[:first_start]) == {"ping"}
+    assert kinds[-1] == "message_stop"
+
+
+async def test_a_refusal_after_the_answer_started_is_an_error_event():
+    async def refused_late() -> AsyncGenerator[dict[str, Any], None]:
+        await asyncio.sleep(0.3)
+        raise RateLimitError("queue full", retry_after=1)
+        yield {}  # an async generator
+
+    found = events(await body_of(refused_late(), keepalive_s=0.1))
+    assert found[0][0] == "ping" and found[-1][0] == "error"
+
+
+async def test_a_quick_refusal_is_still_a_plain_http_error():
+    async def refused_at_once() -> AsyncGenerator[dict[str, Any], None]:
+        raise RateLimitError("slow down", retry_after=3)
+        yield {}  # an async generator
+
+    with pytest.raises(RateLimitError):
+        await start_sse(refused_at_once(), replace(ANTHROPIC_SSE, keepalive_s=5))

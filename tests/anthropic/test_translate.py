@@ -157,3 +157,49 @@ def test_model_aliases_exact_then_patterns():
     assert resolve_model("claude-opus-4-1", aliases) == "kimi-k2.5"
     assert resolve_model("claude-3-5-haiku-latest", aliases) == "kimi-k2-0905-preview"
     assert resolve_model("moonshot-v1-8k", aliases) == "moonshot-v1-8k"
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": []}],
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "prefix"},
+            {"role": "user", "content": []},
+        ],
+    ],
+)
+def test_an_empty_turn_is_refused_not_dropped(messages: list):
+    with pytest.raises(BadRequestError) as refused:
+        translate(messages=messages)
+    assert "non-empty content" in refused.value.message
+
+
+def test_a_final_assistant_turn_of_tool_use_alone_is_refused():
+    call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    with pytest.raises(BadRequestError) as refused:
+        translate(
+            messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": [call]}],
+            tools=[WEATHER],
+        )
+    assert "tool_result" in refused.value.message
+
+
+def test_an_empty_final_assistant_turn_is_no_prefill():
+    chat = translate(
+        messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": []}]
+    )
+    assert [m["role"] for m in chat["messages"]] == ["user"]
+
+
+def test_a_server_tool_is_named_as_such():
+    with pytest.raises(BadRequestError) as refused:
+        translate(
+            messages=[{"role": "user", "content": "q"}],
+            tools=[{"type": "web_search_20250305", "name": "web_search"}],
+        )
+    assert "server tool" in refused.value.message
+    with pytest.raises(BadRequestError) as missing:
+        translate(messages=[{"role": "user", "content": "q"}], tools=[{"name": "x_tool"}])
+    assert "input_schema" in missing.value.message
