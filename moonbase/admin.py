@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,17 +22,17 @@ from moonbase.auth.actor import SYSTEM, Actor, cli_actor
 from moonbase.auth.key_cache import KeyCache
 from moonbase.auth.key_policy import check_models, decode_list, encode_list, parse_networks
 from moonbase.billing.account_cache import limits_of
-from moonbase.billing.money import to_micro, to_yuan
+from moonbase.billing.money import amount_problem, to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.billing.tiers import Limits, tier_for
 from moonbase.catalog import SPECS_BY_ID
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import BillingSettings, Settings
 from moonbase.store.database import Database
-from moonbase.store.repositories import accounts, api_keys, audit, ledger
+from moonbase.store.repositories import accounts, api_keys, audit, ledger, projects
 from moonbase.store.repositories import usage as usage_repo
 from moonbase.store.repositories.api_keys import IssuedKey
-from moonbase.store.tables import Account, ApiKey, utcnow
+from moonbase.store.tables import Account, ApiKey, Project, utcnow
 
 DEFAULT_ACCOUNT = "default"
 
@@ -118,8 +119,10 @@ async def create_key(
     name: str = "",
     restrictions: KeyRestrictions | None = None,
     actor: Actor | None = None,
+    project: str | None = None,
 ) -> IssuedKey:
-    """A new key for ``account_name``, creating the account if it is new."""
+    """A new key for ``account_name`` (created if new), in its ``project`` (an
+    id or a name; the default project when None)."""
     _check(bounds.KEY_NAME, name, "name")
     _check(bounds.ACCOUNT_NAME, account_name, "account")
     limits = (restrictions or KeyRestrictions()).checked()
@@ -129,6 +132,14 @@ async def create_key(
             account = await accounts.create(session, account_name)
             audit.record(session, actor or cli_actor(), "account.create", account.id,
                          account.id, {"name": account_name})  # fmt: skip
+        project_id = None
+        if project is not None:
+            found = await projects.get(session, project)
+            if found is None or found.account_id != account.id:
+                found = await projects.by_name(session, account.id, project)
+            if found is None:
+                raise NotFoundError(f"no project {project!r} in {account_name}", param="project")
+            project_id = found.id
         issued = await api_keys.create(
             session,
             account.id,
@@ -136,8 +147,10 @@ async def create_key(
             expires_at=limits.expires_at,
             allowed_ips=limits.allowed_ips,
             allowed_models=limits.allowed_models,
+            project_id=project_id,
         )
-        details = {"name": name, "display": issued.display, **limits.as_dict()}
+        details = {"name": name, "display": issued.display, "project": project_id,
+                   **limits.as_dict()}  # fmt: skip
         audit.record(session, actor or cli_actor(), "key.create", issued.id, account.id, details)
         return issued
 
@@ -231,6 +244,110 @@ async def revoke_key(db: Database, key_id: str, actor: Actor | None = None) -> b
             return False
         audit.record(session, actor or cli_actor(), "key.revoke", key_id, key.account_id, {})
         return True
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    id: str
+    account_id: str
+    name: str
+    daily_budget: float | None  # yuan
+    monthly_budget: float | None
+
+
+def _project_view(project: Project) -> ProjectView:
+    return ProjectView(
+        project.id,
+        project.account_id,
+        project.name,
+        to_yuan(project.daily_budget_micro) if project.daily_budget_micro is not None else None,
+        to_yuan(project.monthly_budget_micro) if project.monthly_budget_micro is not None else None,
+    )
+
+
+def _budget_micro(yuan: Decimal | None, param: str) -> int | None:
+    if yuan is None:
+        return None
+    problem = amount_problem(yuan)
+    if problem is not None or yuan <= 0:
+        raise BadRequestError(problem or f"{param} must be positive", param=param)
+    return to_micro(yuan)
+
+
+async def create_project(
+    db: Database,
+    account: str,
+    name: str,
+    daily_budget: Decimal | None = None,
+    monthly_budget: Decimal | None = None,
+    actor: Actor | None = None,
+) -> ProjectView:
+    _check(bounds.PROJECT_NAME, name, "name")
+    if not name:
+        raise BadRequestError("name must not be empty", param="name")
+    found = await find_account(db, account)
+    project = Project(
+        id="proj-" + secrets.token_hex(12),
+        account_id=found.id,
+        name=name,
+        daily_budget_micro=_budget_micro(daily_budget, "daily_budget"),
+        monthly_budget_micro=_budget_micro(monthly_budget, "monthly_budget"),
+    )
+    try:
+        async with db.transaction() as session:
+            await projects.create(session, project)
+            audit.record(session, actor or cli_actor(), "project.create", project.id,
+                         found.id, {"name": name, **_budgets_of(project)})  # fmt: skip
+    except IntegrityError:
+        raise BadRequestError(
+            f"account {found.name} has a project named {name!r}", param="name"
+        ) from None
+    return _project_view(project)
+
+
+def _budgets_of(project: Project) -> dict[str, object]:
+    view = _project_view(project)
+    return {"daily_budget": view.daily_budget, "monthly_budget": view.monthly_budget}
+
+
+async def find_project(db: Database, account: str, id_or_name: str) -> ProjectView:
+    found = await find_account(db, account)
+    async with db.read() as session:
+        project = await projects.get(session, id_or_name)
+        if project is None or project.account_id != found.id:
+            project = await projects.by_name(session, found.id, id_or_name)
+        if project is None:
+            raise NotFoundError(f"no project {id_or_name!r} in {found.name}", param="project")
+        return _project_view(project)
+
+
+async def list_projects(db: Database, account: str) -> list[ProjectView]:
+    found = await find_account(db, account)
+    async with db.read() as session:
+        return [_project_view(p) for p in await projects.of_account(session, found.id)]
+
+
+async def set_budgets(
+    db: Database,
+    project_id: str,
+    daily_budget: Decimal | None,
+    monthly_budget: Decimal | None,
+    actor: Actor | None = None,
+) -> ProjectView:
+    """Set a project's budgets (a None clears that budget)."""
+    daily = _budget_micro(daily_budget, "daily_budget")
+    monthly = _budget_micro(monthly_budget, "monthly_budget")
+    async with db.transaction() as session:
+        project = await projects.get(session, project_id)
+        if project is None:
+            raise NotFoundError(f"no project {project_id!r}", param="project")
+        before = _budgets_of(project)
+        project.daily_budget_micro = daily
+        project.monthly_budget_micro = monthly
+        changes = audit.diff(before, _budgets_of(project))
+        audit.record(session, actor or cli_actor(), "project.budgets", project.id,
+                     project.account_id, changes)  # fmt: skip
+        return _project_view(project)
 
 
 @dataclass(frozen=True)
@@ -418,15 +535,40 @@ class AdminService:
         return await find_account(self._db, id_or_name)
 
     async def create_key(
-        self, account_id: str, name: str, restrictions: KeyRestrictions, actor: Actor
+        self,
+        account_id: str,
+        name: str,
+        restrictions: KeyRestrictions,
+        actor: Actor,
+        project: str | None = None,
     ) -> IssuedKey:
         account = await find_account(self._db, account_id)
-        return await create_key(self._db, account.name, name, restrictions, actor)
+        return await create_key(self._db, account.name, name, restrictions, actor, project)
 
     async def revoke_key(self, key_id: str, actor: Actor) -> None:
         if not await revoke_key(self._db, key_id, actor):
             raise NotFoundError(f"no active key {key_id}", param="key_id")
         self._keys.forget_key(key_id)
+
+    async def create_project(
+        self,
+        account_id: str,
+        name: str,
+        daily: Decimal | None,
+        monthly: Decimal | None,
+        actor: Actor,
+    ) -> ProjectView:
+        return await create_project(self._db, account_id, name, daily, monthly, actor)
+
+    async def list_projects(self, account_id: str) -> list[ProjectView]:
+        return await list_projects(self._db, account_id)
+
+    async def set_budgets(
+        self, project_id: str, daily: Decimal | None, monthly: Decimal | None, actor: Actor
+    ) -> ProjectView:
+        view = await set_budgets(self._db, project_id, daily, monthly, actor)
+        self._billing.budgets.forget(project_id)  # this gateway: at once
+        return view
 
     async def list_keys(self) -> list[KeyListing]:
         return await list_keys(self._db)

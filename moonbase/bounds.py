@@ -84,6 +84,7 @@ PROMPT_CACHE_KEY = Bound(256)
 SAFETY_IDENTIFIER = Bound(256)
 ACCOUNT_NAME = Bound(200)
 KEY_NAME = Bound(200)
+PROJECT_NAME = Bound(200)
 LEDGER_REASON = Bound(200)
 LEDGER_REFERENCE = Bound(64)
 ACTOR = Bound(200)  # who made an audited change

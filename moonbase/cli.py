@@ -35,6 +35,10 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 accounts_app = typer.Typer(help="Accounts, their money and their limits.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+projects_app = typer.Typer(
+    help="Projects of an account: their keys and budgets.", no_args_is_help=True
+)
+app.add_typer(projects_app, name="projects")
 batch_app = typer.Typer(help="Submit and follow batches.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
 
@@ -155,6 +159,9 @@ def keys_create(
         str, typer.Option(help="Account name (created if new).")
     ] = admin.DEFAULT_ACCOUNT,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    project: Annotated[
+        str | None, typer.Option(help="The key's project, by id or name (default: default).")
+    ] = None,
     expires: ExpiresOpt = None,
     allow_ip: AllowIpOpt = None,
     allow_model: AllowModelOpt = None,
@@ -164,7 +171,9 @@ def keys_create(
     """Create an API key and print it (it is shown only once)."""
     settings = load_settings(config, data_dir=data_dir)
     limits = _restrictions(expires, allow_ip, allow_model)
-    issued = _with_db(settings, lambda db: admin.create_key(db, account, name, limits))
+    issued = _with_db(
+        settings, lambda db: admin.create_key(db, account, name, limits, project=project)
+    )
     typer.echo(issued.secret)
     typer.echo(f"id: {issued.id}", err=True)
 
@@ -252,6 +261,78 @@ def keys_rotate(
     issued = _with_db(settings, lambda db: admin.rotate_key(db, key_id, max(0.0, grace_s)))
     typer.echo(issued.secret)
     typer.echo(f"id: {issued.id}", err=True)
+
+
+AccountOpt = Annotated[str, typer.Option(help="The account (id or name).")]
+BudgetOpt = Annotated[str | None, typer.Option(help="Yuan; left out: no budget of this kind.")]
+
+
+def _yuan(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        typer.echo(f"error: {text!r} is not a number of yuan", err=True)
+        raise typer.Exit(1) from None
+
+
+def _show_project(view: admin.ProjectView) -> str:
+    def money(yuan: float | None) -> str:
+        return f"¥{yuan:.2f}" if yuan is not None else "none"
+
+    return (
+        f"{view.id}  name={view.name!r}  daily_budget={money(view.daily_budget)}  "
+        f"monthly_budget={money(view.monthly_budget)}"
+    )
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str,
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    daily_budget: BudgetOpt = None,
+    monthly_budget: BudgetOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a project (then give it keys with `moonbase keys create --project`)."""
+    settings = load_settings(config, data_dir=data_dir)
+    daily, monthly = _yuan(daily_budget), _yuan(monthly_budget)
+    view = _with_db(settings, lambda db: admin.create_project(db, account, name, daily, monthly))
+    typer.echo(_show_project(view))
+
+
+@projects_app.command("list")
+def projects_list(
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """An account's projects and their budgets."""
+    settings = load_settings(config, data_dir=data_dir)
+    for view in _with_db(settings, lambda db: admin.list_projects(db, account)):
+        typer.echo(_show_project(view))
+
+
+@projects_app.command("budget")
+def projects_budget(
+    project: str,
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    daily_budget: BudgetOpt = None,
+    monthly_budget: BudgetOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a project's daily and monthly budgets (options left out clear them)."""
+    settings = load_settings(config, data_dir=data_dir)
+    daily, monthly = _yuan(daily_budget), _yuan(monthly_budget)
+
+    async def run(db: Database) -> admin.ProjectView:
+        found = await admin.find_project(db, account, project)
+        return await admin.set_budgets(db, found.id, daily, monthly)
+
+    typer.echo(_show_project(_with_db(settings, run)))
 
 
 @app.command("audit")

@@ -53,6 +53,9 @@ class TtlCache(Generic[K, V]):
             self._entries.clear()  # a flood of distinct keys: start over, never grow unbounded
         self._entries[key] = (value, self._clock() + self._ttl_of(value))
 
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def discard_where(self, stale: Callable[[V], bool]) -> None:
         for key, (value, _) in list(self._entries.items()):
             if stale(value):

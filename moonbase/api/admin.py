@@ -19,6 +19,7 @@ from moonbase.schemas.admin import (
     AccountCreate,
     AccountOut,
     AuditEventOut,
+    Budgets,
     Credit,
     KeyCreate,
     KeyListingOut,
@@ -26,6 +27,8 @@ from moonbase.schemas.admin import (
     KeyRestrict,
     KeyRotate,
     LimitsUpdate,
+    ProjectCreate,
+    ProjectOut,
     UsageReport,
     UsageRowOut,
 )
@@ -87,7 +90,9 @@ async def create_key(
     operator: AdminDep,
     actor: ActorDep,
 ) -> KeyOut:
-    issued = await operator.create_key(account_id, body.name, restrictions(body), actor)
+    issued = await operator.create_key(
+        account_id, body.name, restrictions(body), actor, body.project
+    )
     return KeyOut(id=issued.id, key=issued.secret)
 
 
@@ -217,3 +222,32 @@ async def audit_log(
 ) -> list[AuditEventOut]:
     """Who changed keys, money and limits: newest first."""
     return [AuditEventOut(**asdict(event)) for event in await operator.audit_events(account, limit)]
+
+
+@router.post("/accounts/{account_id}/projects", response_model=ProjectOut, status_code=201)
+async def create_project(
+    account_id: str,
+    body: Annotated[ProjectCreate, Depends(json_body(ProjectCreate))],
+    operator: AdminDep,
+    actor: ActorDep,
+) -> ProjectOut:
+    view = await operator.create_project(
+        account_id, body.name, body.daily_budget, body.monthly_budget, actor
+    )
+    return ProjectOut(**asdict(view))
+
+
+@router.get("/accounts/{account_id}/projects", response_model=list[ProjectOut])
+async def list_projects(account_id: str, operator: AdminDep) -> list[ProjectOut]:
+    return [ProjectOut(**asdict(view)) for view in await operator.list_projects(account_id)]
+
+
+@router.put("/projects/{project_id}/budgets", response_model=ProjectOut)
+async def set_budgets(
+    project_id: str,
+    body: Annotated[Budgets, Depends(json_body(Budgets))],
+    operator: AdminDep,
+    actor: ActorDep,
+) -> ProjectOut:
+    view = await operator.set_budgets(project_id, body.daily_budget, body.monthly_budget, actor)
+    return ProjectOut(**asdict(view))

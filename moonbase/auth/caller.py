@@ -15,3 +15,4 @@ class KeyOwner:
     key_id: str
     account_id: str
     policy: KeyPolicy = OPEN
+    project_id: str | None = None  # the key's project (its budgets)

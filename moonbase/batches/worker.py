@@ -191,9 +191,13 @@ class BatchWorker:
         # that runs dry overspends by at most the lines in flight meanwhile.
         unfunded: list[QuotaExceededError] = []
 
+        caller = await self._caller(batch)
+
         async def check_funds() -> None:
             try:
                 await self.billing.ensure_funded(batch.account_id)
+                if caller.project_id is not None:  # and the key's project within its budgets
+                    await self.billing.budgets.check(caller.project_id)
                 unfunded.clear()
             except QuotaExceededError as error:
                 unfunded[:] = [error]
@@ -213,7 +217,6 @@ class BatchWorker:
                     stop.set()
 
         await check_funds()
-        caller = await self._caller(batch)
 
         runners = [asyncio.create_task(runner()) for _ in range(self.settings.concurrency)]
         committer = asyncio.create_task(self._commit(finished))
@@ -245,13 +248,14 @@ class BatchWorker:
     async def _caller(self, batch: Batch) -> KeyOwner:
         """The key that created the batch, with its policy: its lines may use
         only the models the key may (a key's allowlist holds in batches too)."""
-        policy = OPEN
+        policy, project_id = OPEN, None
         if batch.api_key_id:
             async with self.db.read() as session:
                 key = await api_keys.get(session, batch.api_key_id)
             if key is not None:
                 policy = policy_of(None, None, None, key.allowed_models)
-        return KeyOwner(batch.api_key_id or "", batch.account_id, policy)
+                project_id = key.project_id
+        return KeyOwner(batch.api_key_id or "", batch.account_id, policy, project_id)
 
     async def _run_line(
         self,

@@ -41,6 +41,7 @@ from moonbase import bounds
 from moonbase.auth.actor import SYSTEM, Actor
 from moonbase.auth.caller import KeyOwner
 from moonbase.billing.account_cache import AccountCache
+from moonbase.billing.budgets import ProjectBudgets
 from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
 from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
@@ -102,6 +103,7 @@ class BillingService:
         self._settings = settings
         self._prices = {**DEFAULT_PRICES, **settings.prices}
         self._accounts = AccountCache(db, settings.state_refresh_s)
+        self.budgets = ProjectBudgets(db, settings.state_refresh_s)
         self._limiter = limiter or LocalLimiter()
         self._journal_dir = journal_dir
         self._journal = ChargeJournal(journal_dir) if journal_dir is not None else None
@@ -133,6 +135,9 @@ class BillingService:
         available = state.balances.available_micro - self._pending.get(account_id, 0)
         if self._settings.charging and available <= 0:
             raise _suspended(account_id)
+        project = caller.project_id if self._settings.charging else None
+        if project is not None:
+            await self.budgets.check(project)
         admitted = None
         if self._settings.rate_limits:
             admitted = await self._limiter.admit(
@@ -141,6 +146,8 @@ class BillingService:
         reserved = max_cost_micro if self._settings.charging else 0
         if reserved:
             self._pending[account_id] = self._pending.get(account_id, 0) + reserved
+            if project is not None:
+                self.budgets.hold(project, reserved)
         return Ticket(request_id, caller, time.monotonic(), admitted, reserved)
 
     async def check_funds(self, account_id: str) -> None:
@@ -167,11 +174,18 @@ class BillingService:
         account_id = ticket.caller.account_id
         self._pending[account_id] = self._pending.get(account_id, 0) + max_cost_micro
         self._take_pending(account_id, ticket.reserved)
+        if ticket.caller.project_id is not None:
+            self.budgets.rehold(ticket.caller.project_id, ticket.reserved, max_cost_micro)
         ticket.reserved = max_cost_micro
 
-    def _unreserve(self, ticket: Ticket) -> None:
-        if ticket.reserved and not ticket.closed:
+    def _unreserve(self, ticket: Ticket, cost: int | None = None) -> None:
+        """Give back what was held for ``ticket``; ``cost``: what it came to."""
+        if ticket.closed:
+            return
+        if ticket.reserved:
             self._take_pending(ticket.caller.account_id, ticket.reserved)
+        if ticket.caller.project_id is not None and self._settings.charging:
+            self.budgets.settle(ticket.caller.project_id, ticket.reserved, cost)
         ticket.closed = True
 
     async def ensure_funded(self, account_id: str) -> None:
@@ -191,10 +205,10 @@ class BillingService:
         # Generation is over: the request stops counting as in flight now, and
         # its real cost replaces what was held for it.
         await self._finish(ticket, record.prompt_tokens + record.completion_tokens)
-        self._unreserve(ticket)
         latency_ms = int((time.monotonic() - ticket.started) * 1000)
         record = replace(record, latency_ms=latency_ms)
         cost = self._cost(record, batch)
+        self._unreserve(ticket, cost)
         if self._journal is not None:
             self._journal.append(Entry(ticket.request_id, ticket.caller.key_id, record, batch))
         if self._settings.charging:

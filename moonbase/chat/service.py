@@ -324,6 +324,7 @@ class ChatService:
             request_id=chat.generation.request_id,
             account_id=ticket.caller.account_id,
             api_key_id=ticket.caller.key_id,
+            project_id=ticket.caller.project_id,
             model=chat.model_id,
             prompt_tokens=tally.prompt_tokens,
             completion_tokens=tally.total_completion_tokens,

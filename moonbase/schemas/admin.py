@@ -27,6 +27,30 @@ class KeyRestrict(StrictWireModel):
 
 class KeyCreate(KeyRestrict):
     name: Annotated[str, bounds.KEY_NAME] = ""
+    project: Annotated[str, bounds.ID] | None = None  # an id or a name; None: default
+
+
+class Budgets(StrictWireModel):
+    """A project's budgets in yuan; left out (or null): no budget of that kind."""
+
+    daily_budget: Decimal | None = Field(
+        None, gt=0, le=money.MAX_AMOUNT, decimal_places=money.DECIMAL_PLACES
+    )
+    monthly_budget: Decimal | None = Field(
+        None, gt=0, le=money.MAX_AMOUNT, decimal_places=money.DECIMAL_PLACES
+    )
+
+
+class ProjectCreate(Budgets):
+    name: Annotated[str, bounds.PROJECT_NAME] = Field(min_length=1)
+
+
+class ProjectOut(WireModel):
+    id: str
+    account_id: str
+    name: str
+    daily_budget: float | None
+    monthly_budget: float | None
 
 
 class KeyRotate(StrictWireModel):

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -45,11 +46,30 @@ class Account(Base):
     limit_tpd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class Project(Base):
+    """A part of an account (an organisation): its own keys, and optional budgets
+    in micro-yuan that refuse its requests once spent (per UTC day, per UTC
+    month). Every account has a ``default`` project."""
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_projects_account_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(bounds.PROJECT_NAME.column())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    daily_budget_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    monthly_budget_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id"), nullable=True, index=True
+    )
     name: Mapped[str] = mapped_column(bounds.KEY_NAME.column(), default="")
     # Only a SHA-256 of the key is kept; the key itself is shown once.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -78,6 +98,8 @@ class UsageRecord(Base):
     """One finished (or interrupted) generation, as billing will need it."""
 
     __tablename__ = "usage_records"
+    # A project's spend in a day or a month (its budgets) is a range of this index.
+    __table_args__ = (Index("ix_usage_records_project_time", "project_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -85,6 +107,7 @@ class UsageRecord(Base):
     request_id: Mapped[str] = mapped_column(bounds.REQUEST_ID.column(), unique=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     model: Mapped[str] = mapped_column(bounds.MODEL.column())
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)

@@ -123,3 +123,17 @@ def test_rotation_keeps_the_old_secret_for_its_grace(server: RunningServer):
     # one key throughout: its listing shows one id, with the new secret's display
     listing = [line for line in cli(server, "keys", "list").splitlines() if key_id in line]
     assert len(listing) == 1 and f"{new[:7]}...{new[-4:]}" in listing[0]
+
+
+def test_a_projects_daily_budget_refuses_once_spent(server: RunningServer):
+    cli(server, "projects", "create", "tight", "--daily-budget", "0.0001")
+    secret, _ = new_key(server, "--project", "tight")
+    assert ask(server, secret)  # the budget is not spent yet: let in
+    with pytest.raises(openai.RateLimitError) as spent:
+        for _ in range(5):  # its charge reaches the count at once on this gateway
+            ask(server, secret)
+    assert spent.value.code == "project_budget_exceeded"
+    assert "daily budget of ¥0.0001" in spent.value.message and "tight" in spent.value.message
+    assert "tight" in cli(server, "projects", "list")
+    cli(server, "projects", "budget", "tight", "--daily-budget", "100")
+    assert eventually(lambda: not refused(server, secret, openai.RateLimitError))

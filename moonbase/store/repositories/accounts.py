@@ -7,6 +7,7 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.store.repositories import projects
 from moonbase.store.tables import Account
 
 
@@ -15,8 +16,11 @@ def new_account_id() -> str:
 
 
 async def create(session: AsyncSession, name: str) -> Account:
+    """A new account, with its default project."""
     account = Account(id=new_account_id(), name=name)
     session.add(account)
+    await session.flush()
+    session.add(projects.new_default(account.id))
     await session.flush()
     return account
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.auth.caller import KeyOwner
 from moonbase.auth.key_policy import encode_list, policy_of
+from moonbase.store.repositories.projects import default_project_id
 from moonbase.store.tables import Account, ApiKey, utcnow
 
 KEY_PREFIX = "sk-"
@@ -58,11 +59,14 @@ async def create(
     expires_at: datetime | None = None,
     allowed_ips: list[str] | None = None,
     allowed_models: list[str] | None = None,
+    project_id: str | None = None,
 ) -> IssuedKey:
+    """A new key of ``project_id`` (the account's default project when None)."""
     secret = _new_secret()
     key = ApiKey(
         id="key-" + secrets.token_hex(12),
         account_id=account_id,
+        project_id=project_id or default_project_id(account_id),
         name=name,
         key_hash=hash_key(secret),
         display=display_form(secret),
@@ -93,7 +97,7 @@ async def authenticate(session: AsyncSession, secret: str) -> KeyOwner | None:
         grace_end = policy_of(key.previous_valid_until, None, None, None).expires_at
         if policy.expires_at is None or (grace_end and grace_end < policy.expires_at):
             policy = replace(policy, expires_at=grace_end)
-    return KeyOwner(key_id=key.id, account_id=key.account_id, policy=policy)
+    return KeyOwner(key.id, key.account_id, policy, key.project_id)
 
 
 async def get(session: AsyncSession, key_id: str) -> ApiKey | None:

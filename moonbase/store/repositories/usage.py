@@ -25,6 +25,7 @@ class GenerationUsage:
     safety_identifier: str | None = None
     cost_micro: int = 0
     latency_ms: int = 0
+    project_id: str | None = None
 
 
 async def for_account(session: AsyncSession, account_id: str) -> list[UsageRecord]:

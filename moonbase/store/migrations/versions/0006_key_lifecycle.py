@@ -28,11 +28,11 @@ _COLUMNS = (
 
 
 def upgrade() -> None:
-    # batch mode: SQLite alters a table by copying it.
-    with op.batch_alter_table("api_keys") as table:
-        for name, kind in _COLUMNS:
-            table.add_column(sa.Column(name, kind, nullable=True))
-        table.create_index("ix_api_keys_previous_hash", ["previous_hash"], unique=True)
+    # Plain ALTER TABLE ADD COLUMN, never SQLite's batch copy: dropping the old
+    # api_keys table breaks the foreign keys of usage records and batches.
+    for name, kind in _COLUMNS:
+        op.add_column("api_keys", sa.Column(name, kind, nullable=True))
+    op.create_index("ix_api_keys_previous_hash", "api_keys", ["previous_hash"], unique=True)
 
 
 def downgrade() -> None:

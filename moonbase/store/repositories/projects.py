@@ -1,0 +1,52 @@
+"""Projects: the parts of an account that hold keys and budgets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moonbase.store.tables import Project, UsageRecord
+
+DEFAULT_PROJECT = "default"
+
+
+def default_project_id(account_id: str) -> str:
+    """The default project's id: the account id's random part (as migration 0008 made them)."""
+    return "proj-" + account_id.removeprefix("acct-")
+
+
+def new_default(account_id: str) -> Project:
+    return Project(id=default_project_id(account_id), account_id=account_id, name=DEFAULT_PROJECT)
+
+
+async def create(session: AsyncSession, project: Project) -> Project:
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def get(session: AsyncSession, project_id: str) -> Project | None:
+    return await session.get(Project, project_id)
+
+
+async def by_name(session: AsyncSession, account_id: str, name: str) -> Project | None:
+    return await session.scalar(
+        select(Project).where(Project.account_id == account_id, Project.name == name)
+    )
+
+
+async def of_account(session: AsyncSession, account_id: str) -> list[Project]:
+    query = select(Project).where(Project.account_id == account_id).order_by(Project.created_at)
+    return list(await session.scalars(query))
+
+
+async def spent_since(session: AsyncSession, project_id: str, since: datetime) -> int:
+    """Micro-yuan the project's requests cost since ``since`` (committed charges)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
+            UsageRecord.project_id == project_id, UsageRecord.created_at >= since
+        )
+    )
+    return int(total or 0)
