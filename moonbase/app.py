@@ -16,6 +16,7 @@ from moonbase.api import (
     files,
     models,
     probes,
+    self_service,
     tokenizers,
 )
 from moonbase.api.body_limit import BodyLimitMiddleware
@@ -65,7 +66,18 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     routers = [
         module.router
-        for module in (models, chat, anthropic, files, batches, tokenizers, balance, admin, probes)
+        for module in (
+            models,
+            chat,
+            anthropic,
+            files,
+            batches,
+            tokenizers,
+            balance,
+            self_service,
+            admin,
+            probes,
+        )
     ]
     for router in routers:
         app.include_router(router)

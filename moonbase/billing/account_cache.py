@@ -27,6 +27,7 @@ from moonbase.ttl_cache import TtlCache
 class AccountState:
     balances: Balances
     limits: Limits
+    tier: int = 0
 
 
 def limits_of(account: Account | AccountRow) -> Limits:
@@ -64,4 +65,7 @@ class AccountCache:
 
 
 def _state(account: Account | AccountRow) -> AccountState:
-    return AccountState(Balances(account.cash_micro, account.voucher_micro), limits_of(account))
+    tier = tier_for(account.topped_up_micro, account.tier_override).level
+    return AccountState(
+        Balances(account.cash_micro, account.voucher_micro), limits_of(account), tier
+    )

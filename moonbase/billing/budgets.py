@@ -120,6 +120,10 @@ class ProjectBudgets:
                     budgets.name, "monthly", budgets.monthly_micro, spent, "the 1st, 00:00 UTC"
                 )
 
+    async def status(self, project_id: str) -> Budgets:
+        """The project's budgets and committed spend, as admission last read them."""
+        return await self._budgets(project_id)
+
     def hold(self, project_id: str, micro: int) -> None:
         """A request let in may still cost ``micro``."""
         if micro:

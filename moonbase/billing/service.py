@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from moonbase.billing.journal import ChargeJournal, Entry, orphans
 from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
 from moonbase.billing.money import MAX_BALANCE_MICRO, amount_problem, to_micro, to_yuan
 from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_micro
+from moonbase.billing.tiers import Limits
 from moonbase.errors import BadRequestError, NotFoundError, QuotaExceededError
 from moonbase.settings import BillingSettings
 from moonbase.store.database import Database, unreachable
@@ -409,6 +411,19 @@ class BillingService:
         if self._journal is not None:
             self._journal.close()
         await self._limiter.close()
+
+    async def tier_and_limits(self, account_id: str) -> tuple[int, Limits]:
+        """The account's tier and rate limits, as admission reads them."""
+        state = await self._accounts.get(account_id)
+        return state.tier, state.limits
+
+    async def project_usage(
+        self, project_id: str, group_by: str, since: datetime
+    ) -> list[usage_repo.UsageRow]:
+        """A project's usage since ``since`` (this process's charges committed first)."""
+        await self.flushed(self._settings.read_wait_s)
+        async with self._db.read() as session:
+            return await usage_repo.summarize(session, group_by, since=since, project_id=project_id)
 
     async def balances(self, account_id: str) -> ledger.Balances:
         """The committed balances, once this process's queued charges commit

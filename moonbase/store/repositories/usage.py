@@ -47,7 +47,7 @@ async def by_request_id(session: AsyncSession, request_id: str) -> UsageRecord |
     return await session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
 
 
-GROUPINGS = ("account", "key", "model", "day")
+GROUPINGS = ("account", "project", "key", "model", "day")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,12 @@ async def summarize(
     account_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    project_id: str | None = None,
 ) -> list[UsageRow]:
-    """Usage totals per account, key, model or day (UTC), largest cost first."""
+    """Usage totals per account, project, key, model or day (UTC), largest cost first."""
     column = {
         "account": UsageRecord.account_id,
+        "project": func.coalesce(UsageRecord.project_id, ""),
         "key": func.coalesce(UsageRecord.api_key_id, ""),
         "model": UsageRecord.model,
         "day": func.date(UsageRecord.created_at),
@@ -84,6 +86,8 @@ async def summarize(
     ).group_by(column)
     if account_id is not None:
         query = query.where(UsageRecord.account_id == account_id)
+    if project_id is not None:
+        query = query.where(UsageRecord.project_id == project_id)
     if since is not None:
         query = query.where(UsageRecord.created_at >= since)
     if until is not None:
