@@ -134,6 +134,7 @@ async def create_key(
                          account.id, {"name": account_name})  # fmt: skip
         project_id = None
         if project is not None:
+            _check(bounds.PROJECT_NAME, project, "project")
             found = await projects.get(session, project)
             if found is None or found.account_id != account.id:
                 found = await projects.by_name(session, account.id, project)
@@ -312,6 +313,9 @@ def _budgets_of(project: Project) -> dict[str, object]:
 
 async def find_project(db: Database, account: str, id_or_name: str) -> ProjectView:
     found = await find_account(db, account)
+    if bounds.PROJECT_NAME.check(id_or_name, "project") is not None:
+        # No project could have that id or name; PostgreSQL would refuse a NUL.
+        raise NotFoundError(f"no project {id_or_name!r}", param="project")
     async with db.read() as session:
         project = await projects.get(session, id_or_name)
         if project is None or project.account_id != found.id:

@@ -57,9 +57,13 @@ class _Local:
     settled: deque[tuple[float, int]] = field(default_factory=deque)  # (time.time(), cost)
 
     def recent(self, since: float) -> int:
-        while self.settled and self.settled[0][0] < since - 3600:
-            self.settled.popleft()  # an hour is beyond any snapshot's age
         return sum(cost for at, cost in self.settled if at >= since)
+
+    def add_settled(self, cost: int) -> None:
+        now = time.time()
+        self.settled.append((now, cost))
+        while self.settled[0][0] < now - 3600:  # an hour is beyond any snapshot's age
+            self.settled.popleft()
 
 
 class ProjectBudgets:
@@ -98,11 +102,12 @@ class ProjectBudgets:
 
         return await self._cache.get(project_id, load)
 
-    async def check(self, project_id: str) -> None:
-        """Refuse the project if one of its budgets is spent (nothing is held)."""
+    async def check(self, project_id: str) -> bool:
+        """Refuse the project if one of its budgets is spent (nothing is held);
+        True when it has a budget (its requests are then held and counted)."""
         budgets = await self._budgets(project_id)
         if budgets.unlimited:
-            return
+            return False
         local = self._local.get(project_id) or _Local()
         now = datetime.now(UTC)
         pending = local.held + local.recent(budgets.read_at - COMMIT_LAG_S)
@@ -119,6 +124,7 @@ class ProjectBudgets:
                 raise _spent(
                     budgets.name, "monthly", budgets.monthly_micro, spent, "the 1st, 00:00 UTC"
                 )
+        return True
 
     async def status(self, project_id: str) -> Budgets:
         """The project's budgets and committed spend, as admission last read them."""
@@ -131,16 +137,18 @@ class ProjectBudgets:
 
     def rehold(self, project_id: str, before: int, after: int) -> None:
         """A request's hold changed (its prompt counted exactly)."""
-        self._local.setdefault(project_id, _Local()).held += after - before
+        local = self._local.get(project_id)
+        if local is not None:  # only projects with budgets are counted
+            local.held = max(0, local.held + after - before)
 
     def settle(self, project_id: str, held: int, cost: int | None) -> None:
         """A request ended: its hold goes, and what it cost counts until committed."""
         local = self._local.get(project_id)
         if local is None:
             return
-        local.held -= held
+        local.held = max(0, local.held - held)
         if cost:
-            local.settled.append((time.time(), cost))
+            local.add_settled(cost)
 
     def forget(self, project_id: str) -> None:
         """A budget changed here: read it again at the next request."""

@@ -138,8 +138,8 @@ class BillingService:
         if self._settings.charging and available <= 0:
             raise _suspended(account_id)
         project = caller.project_id if self._settings.charging else None
-        if project is not None:
-            await self.budgets.check(project)
+        if project is not None and not await self.budgets.check(project):
+            project = None  # no budget: nothing to hold for it
         admitted = None
         if self._settings.rate_limits:
             admitted = await self._limiter.admit(

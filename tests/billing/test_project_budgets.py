@@ -10,10 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from moonbase import admin
 from moonbase.billing.pricing import DEFAULT_PRICES, TokenUsage, cost_micro
+from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.settings import Settings
 from moonbase.store.database import Database
 from moonbase.store.tables import UsageRecord
@@ -111,3 +113,17 @@ async def test_a_budget_refuses_on_the_anthropic_path_too(database: Database, tm
             assert response.status_code == 429
             error = response.json()["error"]
             assert error["type"] == "rate_limit_error" and "daily budget" in error["message"]
+
+
+async def test_hostile_project_names_are_clean_refusals(database: Database):
+    await funded_account(database, "delta")
+    for name in ("bad\x00name", "x" * 1_000_000, "\ud800"):
+        with pytest.raises(BadRequestError):
+            await admin.create_project(database, "delta", name)
+        with pytest.raises((BadRequestError, NotFoundError)):
+            await admin.create_key(database, "delta", project=name)
+        with pytest.raises(NotFoundError):
+            await admin.find_project(database, "delta", name)
+    with pytest.raises(BadRequestError):
+        await admin.create_project(database, "delta", "neg", Decimal("-1"))
+    assert [p.name for p in await admin.list_projects(database, "delta")] == ["default"]
