@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -49,21 +50,31 @@ async def drop_pg_database(url: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database: each test runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
+BOTH_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@asynccontextmanager
+async def empty_database(kind: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A new database of ``kind`` ("sqlite" or "postgresql"), not migrated, dropped after."""
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'moonbase.db'}"
     else:
         url = await create_pg_database()
     db = Database(url)
-    await db.migrate()
     try:
         yield db
     finally:
         await db.dispose()
-        if request.param == "postgresql":
+        if kind == "postgresql":
             await drop_pg_database(url)
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: each test runs on SQLite and on PostgreSQL."""
+    async with empty_database(request.param, tmp_path) as db:
+        await db.migrate()
+        yield db
 
 
 class PlatformClient:

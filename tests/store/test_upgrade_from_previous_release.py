@@ -21,7 +21,7 @@ from moonbase.store.database import MIGRATIONS, Database
 from moonbase.store.repositories import api_keys
 from moonbase.store.repositories.api_keys import hash_key
 from moonbase.store.tables import Account, ApiKey, Batch, Project, StoredFile, UsageRecord
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import BOTH_DATABASES, empty_database
 
 PREVIOUS_RELEASE = "0005"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -35,19 +35,10 @@ def upgrade_to(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH_DATABASES)
 async def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = await create_pg_database()
-    db = Database(url)
-    try:
+    async with empty_database(request.param, tmp_path) as db:
         yield db
-    finally:
-        await db.dispose()
-        if request.param == "postgresql":
-            await drop_pg_database(url)
 
 
 STATEMENTS = [
