@@ -256,7 +256,7 @@ class ProjectView:
     monthly_budget: float | None
 
 
-def _project_view(project: Project) -> ProjectView:
+def project_view(project: Project) -> ProjectView:
     return ProjectView(
         project.id,
         project.account_id,
@@ -303,11 +303,11 @@ async def create_project(
         raise BadRequestError(
             f"account {found.name} has a project named {name!r}", param="name"
         ) from None
-    return _project_view(project)
+    return project_view(project)
 
 
 def _budgets_of(project: Project) -> dict[str, object]:
-    view = _project_view(project)
+    view = project_view(project)
     return {"daily_budget": view.daily_budget, "monthly_budget": view.monthly_budget}
 
 
@@ -322,13 +322,13 @@ async def find_project(db: Database, account: str, id_or_name: str) -> ProjectVi
             project = await projects.by_name(session, found.id, id_or_name)
         if project is None:
             raise NotFoundError(f"no project {id_or_name!r} in {found.name}", param="project")
-        return _project_view(project)
+        return project_view(project)
 
 
 async def list_projects(db: Database, account: str) -> list[ProjectView]:
     found = await find_account(db, account)
     async with db.read() as session:
-        return [_project_view(p) for p in await projects.of_account(session, found.id)]
+        return [project_view(p) for p in await projects.of_account(session, found.id)]
 
 
 async def set_budgets(
@@ -351,7 +351,7 @@ async def set_budgets(
         changes = audit.diff(before, _budgets_of(project))
         audit.record(session, actor or cli_actor(), "project.budgets", project.id,
                      project.account_id, changes)  # fmt: skip
-        return _project_view(project)
+        return project_view(project)
 
 
 @dataclass(frozen=True)

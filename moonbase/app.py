@@ -15,6 +15,7 @@ from moonbase.api import (
     chat,
     files,
     models,
+    organization,
     probes,
     self_service,
     tokenizers,
@@ -64,7 +65,7 @@ def create_app(
     app.add_middleware(ShutdownMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    routers = [
+    routers = [organization.auth_router] + [
         module.router
         for module in (
             models,
@@ -75,6 +76,7 @@ def create_app(
             tokenizers,
             balance,
             self_service,
+            organization,
             admin,
             probes,
         )

@@ -88,6 +88,11 @@ PROJECT_NAME = Bound(200)
 LEDGER_REASON = Bound(200)
 LEDGER_REFERENCE = Bound(64)
 ACTOR = Bound(200)  # who made an audited change
+EMAIL = Bound(254)  # RFC 5321's longest deliverable address
+USER_NAME = Bound(200)
+# argon2 itself takes any length; a cap keeps one sign-in from costing more
+# than hashing a long passphrase.
+PASSWORD = Bound(1024)
 FILENAME = Bound(512)
 PURPOSE = Bound(32)
 CUSTOM_ID = Bound(512)

@@ -5,23 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
 
-from moonbase import admin
+from moonbase import admin, cli_people
 from moonbase.auth.actor import cli_actor
 from moonbase.billing import dead_letters
 from moonbase.billing.money import to_yuan
 from moonbase.billing.service import BillingService
-from moonbase.errors import BadRequestError, MoonbaseError
+from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
+from moonbase.errors import BadRequestError
 from moonbase.logs import configure_logging
+from moonbase.organization import people
 from moonbase.services import running_services
 from moonbase.settings import Settings, load_settings
 from moonbase.store.database import Database
@@ -39,34 +40,10 @@ projects_app = typer.Typer(
     help="Projects of an account: their keys and budgets.", no_args_is_help=True
 )
 app.add_typer(projects_app, name="projects")
+app.add_typer(cli_people.users_app, name="users")
+app.add_typer(cli_people.orgs_app, name="orgs")
 batch_app = typer.Typer(help="Submit and follow batches.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
-
-T = TypeVar("T")
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="MOONBASE_CONFIG", help="TOML settings file."),
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where the database and blobs live.")
-]
-
-
-def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings.resolved_database_url)
-        try:
-            await db.migrate()
-            return await action(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(run())
-    except MoonbaseError as exc:  # an operator's mistake: say what, no traceback
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -79,7 +56,15 @@ def serve(
     """Serve the Moonshot API (on the embedded model unless configured otherwise)."""
     settings = load_settings(config, data_dir=data_dir, host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
-    issued = _with_db(settings, lambda db: admin.bootstrap(db, settings.billing))
+    issued = with_db(settings, lambda db: admin.bootstrap(db, settings.billing))
+    password = with_db(settings, lambda db: people.bootstrap_operator(db, settings.users))
+    if password is not None:
+        typer.secho(
+            f"\nCreated the platform operator {settings.users.operator_email} with the "
+            f"password (shown only this once):\n\n    {password}\n\n"
+            "Sign in: POST /v1/auth/sessions; change it: moonbase users password\n",
+            fg=typer.colors.GREEN,
+        )
     if issued is not None:
         typer.secho(
             "\nCreated the first account and its API key (shown only this once):\n\n"
@@ -171,7 +156,7 @@ def keys_create(
     """Create an API key and print it (it is shown only once)."""
     settings = load_settings(config, data_dir=data_dir)
     limits = _restrictions(expires, allow_ip, allow_model)
-    issued = _with_db(
+    issued = with_db(
         settings, lambda db: admin.create_key(db, account, name, limits, project=project)
     )
     typer.echo(issued.secret)
@@ -182,7 +167,7 @@ def keys_create(
 def keys_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List API keys (never the keys themselves)."""
     settings = load_settings(config, data_dir=data_dir)
-    for key in _with_db(settings, admin.list_keys):
+    for key in with_db(settings, admin.list_keys):
         if key.revoked_at:
             state = f"revoked {key.revoked_at:%Y-%m-%d}"
         elif key.disabled_at:
@@ -206,7 +191,7 @@ def keys_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def keys_revoke(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Revoke an API key by its id (see `moonbase keys list`)."""
     settings = load_settings(config, data_dir=data_dir)
-    if not _with_db(settings, lambda db: admin.revoke_key(db, key_id)):
+    if not with_db(settings, lambda db: admin.revoke_key(db, key_id)):
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
@@ -224,7 +209,7 @@ def keys_restrict(
     """Set a key's expiry and allowlists (options left out clear those limits)."""
     settings = load_settings(config, data_dir=data_dir)
     limits = _restrictions(expires, allow_ip, allow_model)
-    _with_db(settings, lambda db: admin.restrict_key(db, key_id, limits))
+    with_db(settings, lambda db: admin.restrict_key(db, key_id, limits))
     typer.echo(f"restricted {key_id}")
 
 
@@ -232,7 +217,7 @@ def keys_restrict(
 def keys_disable(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Stop a key from working until it is enabled again."""
     settings = load_settings(config, data_dir=data_dir)
-    _with_db(settings, lambda db: admin.set_key_disabled(db, key_id, True))
+    with_db(settings, lambda db: admin.set_key_disabled(db, key_id, True))
     typer.echo(f"disabled {key_id}")
 
 
@@ -240,7 +225,7 @@ def keys_disable(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = N
 def keys_enable(key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Let a disabled key work again."""
     settings = load_settings(config, data_dir=data_dir)
-    _with_db(settings, lambda db: admin.set_key_disabled(db, key_id, False))
+    with_db(settings, lambda db: admin.set_key_disabled(db, key_id, False))
     typer.echo(f"enabled {key_id}")
 
 
@@ -258,7 +243,7 @@ def keys_rotate(
     until = _moment(grace)
     assert until is not None
     grace_s = (until - datetime.now(UTC)).total_seconds()
-    issued = _with_db(settings, lambda db: admin.rotate_key(db, key_id, max(0.0, grace_s)))
+    issued = with_db(settings, lambda db: admin.rotate_key(db, key_id, max(0.0, grace_s)))
     typer.echo(issued.secret)
     typer.echo(f"id: {issued.id}", err=True)
 
@@ -299,7 +284,7 @@ def projects_create(
     """Create a project (then give it keys with `moonbase keys create --project`)."""
     settings = load_settings(config, data_dir=data_dir)
     daily, monthly = _yuan(daily_budget), _yuan(monthly_budget)
-    view = _with_db(settings, lambda db: admin.create_project(db, account, name, daily, monthly))
+    view = with_db(settings, lambda db: admin.create_project(db, account, name, daily, monthly))
     typer.echo(_show_project(view))
 
 
@@ -311,7 +296,7 @@ def projects_list(
 ) -> None:
     """An account's projects and their budgets."""
     settings = load_settings(config, data_dir=data_dir)
-    for view in _with_db(settings, lambda db: admin.list_projects(db, account)):
+    for view in with_db(settings, lambda db: admin.list_projects(db, account)):
         typer.echo(_show_project(view))
 
 
@@ -332,7 +317,7 @@ def projects_budget(
         found = await admin.find_project(db, account, project)
         return await admin.set_budgets(db, found.id, daily, monthly)
 
-    typer.echo(_show_project(_with_db(settings, run)))
+    typer.echo(_show_project(with_db(settings, run)))
 
 
 @app.command("audit")
@@ -350,7 +335,7 @@ def audit_log(
         async with db.read() as session:
             return await audit.events(session, account_id, limit)
 
-    for event in _with_db(settings, read):
+    for event in with_db(settings, read):
         typer.echo(json.dumps({**asdict(event), "at": event.at.isoformat()}, ensure_ascii=False))
 
 
@@ -368,14 +353,14 @@ def _show(view: admin.AccountView) -> str:
 def accounts_create(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create an account (then give it a key with `moonbase keys create --account`)."""
     settings = load_settings(config, data_dir=data_dir)
-    typer.echo(_show(_with_db(settings, lambda db: admin.create_account(db, name))))
+    typer.echo(_show(with_db(settings, lambda db: admin.create_account(db, name))))
 
 
 @accounts_app.command("list")
 def accounts_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Accounts with balances, tier and limits."""
     settings = load_settings(config, data_dir=data_dir)
-    for view in _with_db(settings, admin.list_accounts):
+    for view in with_db(settings, admin.list_accounts):
         typer.echo(_show(view))
 
 
@@ -391,7 +376,7 @@ def _credit(kind: str, account: str, amount: str, reason: str, settings: Setting
                              cli_actor())  # fmt: skip
         return await admin.find_account(db, found.id)
 
-    typer.echo(_show(_with_db(settings, run)))
+    typer.echo(_show(with_db(settings, run)))
 
 
 @accounts_app.command("topup")
@@ -438,7 +423,7 @@ def accounts_limits(
             db, found.id, tier, concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd
         )
 
-    typer.echo(_show(_with_db(settings, run)))
+    typer.echo(_show(with_db(settings, run)))
 
 
 @app.command("dead-letters")
@@ -464,7 +449,7 @@ def usage(
         account_id = (await admin.find_account(db, account)).id if account else None
         return await admin.usage_report(db, by, account_id)
 
-    rows = _with_db(settings, run)
+    rows = with_db(settings, run)
     if csv_out:
         typer.echo(admin.usage_csv(rows, by), nl=False)
         return

@@ -27,6 +27,7 @@ from moonbase.files.blobs import BlobStore, LocalBlobStore
 from moonbase.files.service import FileService
 from moonbase.health import HealthService
 from moonbase.metrics import Metrics
+from moonbase.organization.service import OrganizationService
 from moonbase.registry import ModelRegistry
 from moonbase.settings import Settings, UpstreamEngineSettings
 from moonbase.store.database import Database
@@ -46,6 +47,7 @@ class Services:
     batches: BatchService
     keys: KeyCache
     admin: AdminService
+    organization: OrganizationService
     health: HealthService
     worker: BatchWorker | None  # this process's batch worker, when it runs one
 
@@ -131,6 +133,7 @@ async def running_services(
         batches=BatchService(database, files, settings.batches),
         keys=keys,
         admin=AdminService(database, billing, keys, settings),
+        organization=OrganizationService(database, keys, billing, settings.users),
         health=HealthService(database, registry, metrics),
         worker=worker,
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -235,6 +235,19 @@ class AnthropicSettings(BaseModel):
         return aliases
 
 
+class UsersSettings(BaseModel):
+    """People: the operator, sign-in sessions and invitations."""
+
+    # The platform operator, created on the first start. With no password set,
+    # one is generated and printed once beside the first API key.
+    operator_email: str = "operator@localhost"
+    operator_password: SecretStr | None = None
+    session_hours: float = Field(default=24 * 7, gt=0)
+    invite_hours: float = Field(default=24 * 7, gt=0)
+    # Failed sign-ins per email within 15 minutes before sign-in is refused (429).
+    max_failed_sign_ins: int = Field(default=10, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOONBASE_",
@@ -274,6 +287,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
     anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
+    users: UsersSettings = Field(default_factory=UsersSettings)
     # How often the time each API key was last used is written (all keys used
     # since, in one transaction): never a database write per request.
     key_last_used_interval_s: float = Field(30.0, gt=0)

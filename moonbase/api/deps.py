@@ -20,6 +20,7 @@ from moonbase.chat.service import ChatService
 from moonbase.errors import AuthenticationError
 from moonbase.files.service import FileService
 from moonbase.health import HealthService
+from moonbase.organization.service import OrganizationService
 from moonbase.registry import ModelRegistry
 from moonbase.services import Services
 from moonbase.settings import Settings
@@ -48,6 +49,9 @@ BatchesDep = Annotated[BatchService, Depends(_service(lambda services: services.
 BillingDep = Annotated[BillingService, Depends(_service(lambda services: services.billing))]
 ModelsDep = Annotated[ModelRegistry, Depends(_service(lambda services: services.registry))]
 AdminDep = Annotated[AdminService, Depends(_service(lambda services: services.admin))]
+OrganizationDep = Annotated[
+    OrganizationService, Depends(_service(lambda services: services.organization))
+]
 KeysDep = Annotated[KeyCache, Depends(_service(lambda services: services.keys))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda services: services.settings))]
 HealthDep = Annotated[HealthService | None, Depends(get_health)]

@@ -31,3 +31,11 @@ async def get_by_name(session: AsyncSession, name: str) -> Account | None:
 
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+
+
+async def get(session: AsyncSession, account_id: str) -> Account | None:
+    return await session.get(Account, account_id)
+
+
+async def ids(session: AsyncSession, limit: int) -> list[str]:
+    return list(await session.scalars(select(Account.id).order_by(Account.id).limit(limit)))

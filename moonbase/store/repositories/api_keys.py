@@ -60,6 +60,7 @@ async def create(
     allowed_ips: list[str] | None = None,
     allowed_models: list[str] | None = None,
     project_id: str | None = None,
+    created_by: str | None = None,
 ) -> IssuedKey:
     """A new key of ``project_id`` (the account's default project when None)."""
     secret = _new_secret()
@@ -73,6 +74,7 @@ async def create(
         expires_at=expires_at,
         allowed_ips=encode_list(allowed_ips),
         allowed_models=encode_list(allowed_models),
+        created_by=created_by,
     )
     session.add(key)
     await session.flush()
@@ -144,3 +146,13 @@ async def revoke(session: AsyncSession, key_id: str, when: datetime | None = Non
         .values(revoked_at=when or utcnow())
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def of_project(session: AsyncSession, project_id: str) -> list[ApiKey]:
+    """The project's keys that are not revoked, oldest first."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.project_id == project_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.created_at, ApiKey.id)
+    )
+    return list(rows)

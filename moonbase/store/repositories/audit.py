@@ -56,10 +56,16 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 async def events(
-    session: AsyncSession, account_id: str | None = None, limit: int = 100
+    session: AsyncSession,
+    account_id: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
 ) -> list[AuditView]:
-    """The newest events first (of one account's, when given)."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, MAX_PAGE))
+    """The newest events first (of one account's, when given; older than
+    ``before_id``, when given: the next page)."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, MAX_PAGE + 1))
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
     if account_id is not None:
         query = query.where(AuditEvent.account_id == account_id)
     return [

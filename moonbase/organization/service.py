@@ -1,0 +1,705 @@
+"""The management API's operations (``/v1/organization/...``), each asking
+the caller's ``Principal`` (auth/roles.py) before it reads or changes
+anything, and each change written to the audit log in its own transaction.
+
+Everything outside the caller's organisation, and every project a ``member``
+does not belong to, answers 404 as if it did not exist; what the caller can
+see but not change answers 403.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moonbase import admin, bounds
+from moonbase.auth import passwords
+from moonbase.auth.actor import Actor
+from moonbase.auth.key_cache import KeyCache
+from moonbase.auth.key_policy import decode_list
+from moonbase.auth.roles import OrgRole, Principal, ProjectRole, org_role, project_role
+from moonbase.billing.service import BillingService
+from moonbase.errors import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitError,
+)
+from moonbase.organization import people
+from moonbase.schemas import organization as wire
+from moonbase.settings import UsersSettings
+from moonbase.store.database import Database
+from moonbase.store.repositories import accounts, api_keys, audit, credentials, projects, users
+from moonbase.store.tables import AdminKey, ApiKey, Invite, Project, User, utcnow
+from moonbase.store.tables import OrgMember as OrgMemberRow
+
+T = TypeVar("T")
+MAX_PAGE = 100
+FAILURE_WINDOW_S = 900.0
+# An admin key's last use is written at most this often (a read-mostly API).
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+def page(items: Sequence[T], ident: Callable[[T], str], limit: int, after: str | None) -> wire.Page:
+    """OpenAI's cursor pagination over a listing already in order."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    start = 0
+    if after is not None:
+        ids = [ident(item) for item in items]
+        if after not in ids:
+            raise BadRequestError(f"after: no item {after[:100]!r} in this list", param="after")
+        start = ids.index(after) + 1
+    chunk = list(items[start : start + limit])
+    return wire.Page(
+        data=chunk,
+        first_id=ident(chunk[0]) if chunk else None,
+        last_id=ident(chunk[-1]) if chunk else None,
+        has_more=start + limit < len(items),
+    )
+
+
+def _org_user(member: OrgMemberRow, user: User) -> wire.OrgUser:
+    return wire.OrgUser(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        role=member.role,
+        added_at=wire.unix(member.created_at) or 0,
+    )
+
+
+def _project_out(project: Project) -> wire.ProjectOut:
+    view = admin.project_view(project)
+    return wire.ProjectOut(
+        id=project.id,
+        name=project.name,
+        created_at=wire.unix(project.created_at) or 0,
+        daily_budget=view.daily_budget,
+        monthly_budget=view.monthly_budget,
+    )
+
+
+def _key_out(
+    key: ApiKey, creators: dict[str, User], value: str | None = None
+) -> wire.ProjectApiKey:
+    creator = creators.get((key.created_by or "").removeprefix("user:"))
+    if creator is not None:
+        owner = wire.KeyOwner(
+            type="user", user={"id": creator.id, "email": creator.email, "name": creator.name}
+        )
+    else:
+        owner = wire.KeyOwner(type="operator", name=key.created_by)
+    return wire.ProjectApiKey(
+        id=key.id,
+        name=key.name,
+        redacted_value=key.display,
+        created_at=wire.unix(key.created_at) or 0,
+        last_used_at=wire.unix(key.last_used_at),
+        owner=owner,
+        expires_at=wire.unix(key.expires_at),
+        disabled=key.disabled_at is not None,
+        allowed_ips=decode_list(key.allowed_ips),
+        allowed_models=decode_list(key.allowed_models),
+        value=value,
+    )
+
+
+def _admin_key_out(key: AdminKey, user: User | None, value: str | None = None) -> wire.AdminApiKey:
+    owner = {"type": "user", "id": key.user_id}
+    if user is not None:
+        owner |= {"email": user.email, "name": user.name}
+    return wire.AdminApiKey(
+        id=key.id,
+        name=key.name,
+        redacted_value=key.display,
+        created_at=wire.unix(key.created_at) or 0,
+        last_used_at=wire.unix(key.last_used_at),
+        owner=owner,
+        value=value,
+    )
+
+
+def _invite_out(invite: Invite, now: datetime) -> wire.InviteOut:
+    expires = (
+        invite.expires_at if invite.expires_at.tzinfo else invite.expires_at.replace(tzinfo=UTC)
+    )
+    status = "accepted" if invite.accepted_at else "expired" if expires <= now else "pending"
+    return wire.InviteOut(
+        id=invite.id,
+        email=invite.email,
+        role=invite.role,
+        status=status,
+        invited_at=wire.unix(invite.created_at) or 0,
+        expires_at=wire.unix(invite.expires_at) or 0,
+        accepted_at=wire.unix(invite.accepted_at),
+        projects=[{"id": pid, "role": role} for pid, role in json.loads(invite.projects or "[]")],
+    )
+
+
+def _decimal(yuan: float | None) -> Decimal | None:
+    return None if yuan is None else Decimal(str(yuan))
+
+
+def _checked_id(value: str, what: str) -> str:
+    """An id from a path: one that could not be stored is simply not found
+    (PostgreSQL would refuse a NUL in the query itself)."""
+    if bounds.ID.check(value, what) is not None:
+        raise NotFoundError(f"no {what} {value[:100]!r}", param=what)
+    return value
+
+
+class OrganizationService:
+    def __init__(
+        self, db: Database, keys: KeyCache, billing: BillingService, settings: UsersSettings
+    ) -> None:
+        self._db = db
+        self._keys = keys
+        self._billing = billing
+        self._settings = settings
+        self._failures: dict[str, deque[float]] = {}
+
+    # Who is calling -------------------------------------------------------
+
+    async def sign_in(self, email: str, password: str) -> wire.SessionOut:
+        email = people.normal_email(email)
+        self._refuse_if_throttled(email)
+        async with self._db.read() as session:
+            user = await users.by_email(session, email)
+        ok = await passwords.verify(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled_at is not None:
+            self._failed(email)
+            raise AuthenticationError("Wrong email or password", code="invalid_credentials")
+        self._failures.pop(email, None)
+        return await self._open_session(user)
+
+    def _refuse_if_throttled(self, email: str) -> None:
+        failures = self._failures.get(email)
+        now = time.monotonic()
+        while failures and failures[0] < now - FAILURE_WINDOW_S:
+            failures.popleft()
+        if failures and len(failures) >= self._settings.max_failed_sign_ins:
+            retry = max(1, int(failures[0] + FAILURE_WINDOW_S - now) + 1)
+            raise RateLimitError(
+                "Too many failed sign-ins for this email; try again later", retry_after=retry
+            )
+
+    def _failed(self, email: str) -> None:
+        if len(self._failures) > 100_000:  # a flood of made-up emails: start over
+            self._failures.clear()
+        self._failures.setdefault(email, deque()).append(time.monotonic())
+
+    async def _open_session(self, user: User) -> wire.SessionOut:
+        lifetime = timedelta(hours=self._settings.session_hours)
+        async with self._db.transaction() as session:
+            token = await credentials.open_session(session, user.id, lifetime)
+            memberships = await users.organisations_of(session, user.id)
+        return wire.SessionOut(
+            token=token,
+            expires_at=wire.unix(utcnow() + lifetime) or 0,
+            user={
+                "id": user.id,
+                "email": user.email,
+                "name": user.name,
+                "operator": user.is_operator,
+            },
+            organizations=[{"id": m.account_id, "role": m.role} for m in memberships],
+        )
+
+    async def sign_out(self, token: str) -> None:
+        async with self._db.transaction() as session:
+            await credentials.close_session(session, token)
+
+    async def principal(
+        self, token: str, organization: str | None, address: str | None
+    ) -> Principal:
+        """Who ``token`` (an admin key or a session) is, acting in which
+        organisation with which role. An admin key acts in its own
+        organisation with its creator's current role; a session in the one
+        named by ``OpenAI-Organization`` (or the user's only one)."""
+        async with self._db.transaction() as session:
+            if token.startswith(credentials.ADMIN_KEY_PREFIX):
+                key = await credentials.admin_key(session, token)
+                user = await users.get(session, key.user_id) if key else None
+                if key is None or user is None or user.disabled_at is not None:
+                    raise AuthenticationError("Invalid admin key", code="invalid_admin_key")
+                now = utcnow()
+                last = key.last_used_at
+                if (
+                    last is None
+                    or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - LAST_USED_EVERY
+                ):
+                    key.last_used_at = now
+                account_id = key.account_id
+            elif token.startswith(credentials.SESSION_PREFIX):
+                user = await credentials.session_user(session, token)
+                if user is None:
+                    raise AuthenticationError(
+                        "Your session has ended: sign in again", code="invalid_session"
+                    )
+                account_id = await self._organisation_of(session, user, organization)
+            else:
+                raise AuthenticationError(
+                    "The management API takes an admin key (sk-admin-...) or a session "
+                    "token (sess-..., from POST /v1/auth/sessions); API keys (sk-...) "
+                    "are for the model API",
+                    code="invalid_admin_key",
+                )
+            member = await users.membership(session, account_id, user.id)
+            if user.is_operator:
+                role = OrgRole.OWNER
+            elif member is None:  # removed since, or never in it
+                raise NotFoundError(f"no organization {account_id!r}", param="organization")
+            else:
+                role = OrgRole(member.role)
+            roles = await users.project_roles(session, account_id, user.id)
+        return Principal(
+            user.id,
+            user.email,
+            account_id,
+            role,
+            Actor(f"user:{user.email}"[:200], address),
+            user.is_operator,
+            {pid: ProjectRole(r) for pid, r in roles.items()},
+        )
+
+    async def _organisation_of(self, session: AsyncSession, user: User, named: str | None) -> str:
+        if named is not None:
+            named = _checked_id(named.strip(), "organization")
+            if user.is_operator and await accounts.get(session, named) is not None:
+                return named
+            if await users.membership(session, named, user.id) is None:
+                raise NotFoundError(f"no organization {named!r}", param="organization")
+            return named
+        memberships = await users.organisations_of(session, user.id)
+        if len(memberships) == 1:
+            return memberships[0].account_id
+        if user.is_operator and not memberships:
+            every = await accounts.ids(session, limit=2)
+            if len(every) == 1:  # a platform of one organisation
+                return every[0]
+        raise BadRequestError(
+            "Name the organization with the OpenAI-Organization header (its id)",
+            param="organization",
+        )
+
+    # Users ----------------------------------------------------------------
+
+    async def list_users(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        async with self._db.read() as session:
+            rows = await users.members(session, p.account_id)
+        return page([_org_user(m, u) for m, u in rows], lambda u: u.id, limit, after)
+
+    async def _member(
+        self, session: AsyncSession, p: Principal, user_id: str
+    ) -> tuple[OrgMemberRow, User]:
+        _checked_id(user_id, "user")
+        member = await users.membership(session, p.account_id, user_id)
+        user = await users.get(session, user_id) if member else None
+        if member is None or user is None:
+            raise NotFoundError(f"no user {user_id!r} in this organization", param="user_id")
+        return member, user
+
+    async def get_user(self, p: Principal, user_id: str) -> wire.OrgUser:
+        async with self._db.read() as session:
+            return _org_user(*await self._member(session, p, user_id))
+
+    async def set_role(self, p: Principal, user_id: str, role_text: str) -> wire.OrgUser:
+        role = org_role(role_text)
+        async with self._db.transaction() as session:
+            member, user = await self._member(session, p, user_id)
+            p.may_grant(OrgRole(member.role))  # an owner's role is an owner's to change
+            p.may_grant(role)
+            if member.role == OrgRole.OWNER and role != OrgRole.OWNER:
+                await self._keep_an_owner(session, p.account_id)
+            audit.record(session, p.actor, "member.role", user.id, p.account_id,
+                         {"role": [member.role, role.value]})  # fmt: skip
+            member.role = role.value
+            return _org_user(member, user)
+
+    async def _keep_an_owner(self, session: AsyncSession, account_id: str) -> None:
+        if await users.owners(session, account_id) <= 1:
+            raise BadRequestError(
+                "An organization keeps at least one owner: make another owner first",
+                param="role",
+            )
+
+    async def remove_user(self, p: Principal, user_id: str) -> wire.Deleted:
+        async with self._db.transaction() as session:
+            member, user = await self._member(session, p, user_id)
+            p.may_grant(OrgRole(member.role))
+            if member.role == OrgRole.OWNER:
+                await self._keep_an_owner(session, p.account_id)
+            await users.remove_member(session, p.account_id, user.id)
+            audit.record(session, p.actor, "member.remove", user.id, p.account_id,
+                         {"role": member.role, "email": user.email})  # fmt: skip
+        return wire.Deleted(object="organization.user.deleted", id=user_id)
+
+    # Invitations -----------------------------------------------------------
+
+    async def list_invites(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        p.require_org_admin("see invitations")
+        async with self._db.read() as session:
+            rows = await credentials.invites_of(session, p.account_id)
+        now = utcnow()
+        return page([_invite_out(i, now) for i in rows], lambda i: i.id, limit, after)
+
+    async def create_invite(
+        self, p: Principal, body: wire.InviteCreate, base_url: str
+    ) -> wire.InviteOut:
+        email = people.normal_email(body.email)
+        role = org_role(body.role)
+        p.may_grant(role)
+        grants = [(g.id, project_role(g.role, "projects.role").value) for g in body.projects]
+        async with self._db.read() as session:
+            for project_id, _ in grants:
+                await self._project(session, p, project_id)
+        lifetime = timedelta(hours=self._settings.invite_hours)
+        invite, token = await people.invite(
+            self._db, p.account_id, email, role, grants, p.actor, lifetime
+        )
+        out = _invite_out(invite, utcnow())
+        link = f"{base_url.rstrip('/')}/console/accept-invite#{token}"
+        return out.model_copy(update={"token": token, "accept_url": link})
+
+    async def _invite(self, session: AsyncSession, p: Principal, invite_id: str) -> Invite:
+        _checked_id(invite_id, "invite")
+        invite = await session.get(Invite, invite_id)
+        if invite is None or invite.account_id != p.account_id or invite.revoked_at is not None:
+            raise NotFoundError(f"no invite {invite_id!r}", param="invite_id")
+        return invite
+
+    async def get_invite(self, p: Principal, invite_id: str) -> wire.InviteOut:
+        p.require_org_admin("see invitations")
+        async with self._db.read() as session:
+            return _invite_out(await self._invite(session, p, invite_id), utcnow())
+
+    async def delete_invite(self, p: Principal, invite_id: str) -> wire.Deleted:
+        p.require_org_admin("withdraw invitations")
+        async with self._db.transaction() as session:
+            invite = await self._invite(session, p, invite_id)
+            if invite.accepted_at is not None:
+                raise BadRequestError("This invite was accepted already", param="invite_id")
+            invite.revoked_at = utcnow()
+            audit.record(session, p.actor, "invite.delete", invite.id, p.account_id, {})
+        return wire.Deleted(object="organization.invite.deleted", id=invite_id)
+
+    async def accept_invite(self, body: wire.InviteAccept) -> wire.SessionOut:
+        """The invitee's answer: their account is made (or, for a known email,
+        their password proves it is theirs) and they join the organisation.
+        Single use: of two acceptances at once, one wins."""
+        async with self._db.read() as session:
+            invite = await credentials.invite_by_token(session, body.token)
+            existing = await users.by_email(session, invite.email) if invite else None
+        if invite is None:
+            raise NotFoundError("This invite link is not valid", code="invalid_invite")
+        if existing is not None and not await passwords.verify(
+            existing.password_hash, body.password
+        ):
+            raise AuthenticationError(
+                f"{invite.email} has an account: give its password to accept",
+                code="invalid_credentials",
+            )
+        new_hash = None if existing else await passwords.hash_password(body.password)
+        now = utcnow()
+        actor = Actor(f"user:{invite.email}"[:200])
+        async with self._db.transaction() as session:
+            if not await credentials.claim_invite(session, invite.id, now):
+                raise BadRequestError(
+                    "This invite was used, withdrawn or has expired", code="invite_unavailable"
+                )
+            user = existing or await users.create(session, invite.email, body.name, new_hash or "")
+            if await users.membership(session, invite.account_id, user.id) is None:
+                await users.add_member(session, invite.account_id, user.id, invite.role)
+            for project_id, role in json.loads(invite.projects or "[]"):
+                project = await projects.get(session, project_id)
+                known = await users.project_member(session, project_id, user.id)
+                if project is not None and known is None:
+                    await users.add_project_member(session, project_id, user.id, role)
+            audit.record(session, actor, "invite.accept", invite.id, invite.account_id,
+                         {"user": user.id, "role": invite.role})  # fmt: skip
+        return await self._open_session(user)
+
+    # Projects --------------------------------------------------------------
+
+    async def _project(self, session: AsyncSession, p: Principal, project_id: str) -> Project:
+        _checked_id(project_id, "project")
+        project = await projects.get(session, project_id)
+        if project is None or project.account_id != p.account_id or not p.sees_project(project.id):
+            raise NotFoundError(f"no project {project_id!r}", param="project_id")
+        return project
+
+    async def list_projects(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        async with self._db.read() as session:
+            rows = await projects.of_account(session, p.account_id)
+        seen = [_project_out(row) for row in rows if p.sees_project(row.id)]
+        return page(seen, lambda x: x.id, limit, after)
+
+    async def get_project(self, p: Principal, project_id: str) -> wire.ProjectOut:
+        async with self._db.read() as session:
+            return _project_out(await self._project(session, p, project_id))
+
+    async def create_project(self, p: Principal, body: wire.ProjectCreate) -> wire.ProjectOut:
+        p.require_org_admin("create projects")
+        view = await admin.create_project(
+            self._db, p.account_id, body.name, body.daily_budget, body.monthly_budget, p.actor
+        )
+        return await self.get_project(p, view.id)
+
+    async def update_project(
+        self, p: Principal, project_id: str, body: wire.ProjectUpdate
+    ) -> wire.ProjectOut:
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+        p.require_project_manager(project.id, "change this project")
+        if body.name is not None and body.name != project.name:
+            await self._rename(p, project, body.name)
+        given = body.model_fields_set  # a budget left out stays as it is
+        if given & {"daily_budget", "monthly_budget"}:
+            now = admin.project_view(project)
+            daily = body.daily_budget if "daily_budget" in given else _decimal(now.daily_budget)
+            monthly = (
+                body.monthly_budget if "monthly_budget" in given else _decimal(now.monthly_budget)
+            )
+            await admin.set_budgets(self._db, project.id, daily, monthly, p.actor)
+            self._billing.budgets.forget(project.id)
+        return await self.get_project(p, project.id)
+
+    async def _rename(self, p: Principal, project: Project, name: str) -> None:
+        try:
+            async with self._db.transaction() as session:
+                row = await projects.get(session, project.id)
+                assert row is not None
+                audit.record(session, p.actor, "project.rename", row.id, p.account_id,
+                             {"name": [row.name, name]})  # fmt: skip
+                row.name = name
+        except IntegrityError:
+            raise BadRequestError(f"a project named {name!r} exists", param="name") from None
+
+    # Project members -------------------------------------------------------
+
+    async def list_project_users(
+        self, p: Principal, project_id: str, limit: int, after: str | None
+    ) -> wire.Page:
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+            rows = await users.project_members(session, project.id)
+        out = [self._project_user(m.role, m.created_at, u) for m, u in rows]
+        return page(out, lambda x: x.id, limit, after)
+
+    @staticmethod
+    def _project_user(role: str, added: datetime, user: User) -> wire.ProjectUser:
+        return wire.ProjectUser(
+            id=user.id, name=user.name, email=user.email, role=role, added_at=wire.unix(added) or 0
+        )
+
+    async def get_project_user(
+        self, p: Principal, project_id: str, user_id: str
+    ) -> wire.ProjectUser:
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+            member = await users.project_member(session, project.id, _checked_id(user_id, "user"))
+            user = await users.get(session, user_id) if member else None
+        if member is None or user is None:
+            raise NotFoundError(f"no user {user_id!r} in this project", param="user_id")
+        return self._project_user(member.role, member.created_at, user)
+
+    async def add_project_user(
+        self, p: Principal, project_id: str, body: wire.ProjectUserAdd
+    ) -> wire.ProjectUser:
+        role = project_role(body.role)
+        try:
+            async with self._db.transaction() as session:
+                project = await self._project(session, p, project_id)
+                p.require_project_manager(project.id, "add people to this project")
+                _, user = await self._member(session, p, body.user_id)
+                member = await users.add_project_member(session, project.id, user.id, role.value)
+                audit.record(session, p.actor, "project.member.add", user.id, p.account_id,
+                             {"project": project.id, "role": role.value})  # fmt: skip
+                return self._project_user(member.role, member.created_at or utcnow(), user)
+        except IntegrityError:
+            raise BadRequestError("That user is in this project already", param="user_id") from None
+
+    async def set_project_role(
+        self, p: Principal, project_id: str, user_id: str, role_text: str
+    ) -> wire.ProjectUser:
+        role = project_role(role_text)
+        async with self._db.transaction() as session:
+            project = await self._project(session, p, project_id)
+            p.require_project_manager(project.id, "change roles in this project")
+            member = await users.project_member(session, project.id, _checked_id(user_id, "user"))
+            user = await users.get(session, user_id) if member else None
+            if member is None or user is None:
+                raise NotFoundError(f"no user {user_id!r} in this project", param="user_id")
+            audit.record(session, p.actor, "project.member.role", user.id, p.account_id,
+                         {"project": project.id, "role": [member.role, role.value]})  # fmt: skip
+            member.role = role.value
+            return self._project_user(member.role, member.created_at, user)
+
+    async def remove_project_user(
+        self, p: Principal, project_id: str, user_id: str
+    ) -> wire.Deleted:
+        async with self._db.transaction() as session:
+            project = await self._project(session, p, project_id)
+            p.require_project_manager(project.id, "remove people from this project")
+            member = await users.project_member(session, project.id, _checked_id(user_id, "user"))
+            if member is None:
+                raise NotFoundError(f"no user {user_id!r} in this project", param="user_id")
+            await users.remove_project_member(session, project.id, user_id)
+            audit.record(session, p.actor, "project.member.remove", user_id, p.account_id,
+                         {"project": project.id})  # fmt: skip
+        return wire.Deleted(object="organization.project.user.deleted", id=user_id)
+
+    # Project API keys ------------------------------------------------------
+
+    async def _creators(self, session: AsyncSession, keys: Sequence[ApiKey]) -> dict[str, User]:
+        found: dict[str, User] = {}
+        for key in keys:
+            user_id = (key.created_by or "").removeprefix("user:")
+            if user_id.startswith("user-") and user_id not in found:
+                user = await users.get(session, user_id)
+                if user is not None:
+                    found[user_id] = user
+        return found
+
+    async def _project_key(
+        self, session: AsyncSession, p: Principal, project_id: str, key_id: str
+    ) -> ApiKey:
+        project = await self._project(session, p, project_id)
+        key = await api_keys.get(session, _checked_id(key_id, "api_key"))
+        if key is None or key.project_id != project.id or key.revoked_at is not None:
+            raise NotFoundError(f"no API key {key_id!r} in this project", param="key_id")
+        return key
+
+    async def list_project_keys(
+        self, p: Principal, project_id: str, limit: int, after: str | None
+    ) -> wire.Page:
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+            keys = await api_keys.of_project(session, project.id)
+            creators = await self._creators(session, keys)
+        return page([_key_out(k, creators) for k in keys], lambda k: k.id, limit, after)
+
+    async def get_project_key(
+        self, p: Principal, project_id: str, key_id: str
+    ) -> wire.ProjectApiKey:
+        async with self._db.read() as session:
+            key = await self._project_key(session, p, project_id, key_id)
+            return _key_out(key, await self._creators(session, [key]))
+
+    async def create_project_key(
+        self, p: Principal, project_id: str, body: wire.ProjectKeyCreate
+    ) -> wire.ProjectApiKey:
+        limits = admin.KeyRestrictions(
+            body.expires_at, body.allowed_ips, body.allowed_models
+        ).checked()
+        async with self._db.transaction() as session:
+            project = await self._project(session, p, project_id)
+            p.require_project_user(project.id, "create keys in this project")
+            issued = await api_keys.create(
+                session,
+                p.account_id,
+                name=body.name,
+                expires_at=limits.expires_at,
+                allowed_ips=limits.allowed_ips,
+                allowed_models=limits.allowed_models,
+                project_id=project.id,
+                created_by=f"user:{p.user_id}",
+            )
+            audit.record(session, p.actor, "key.create", issued.id, p.account_id,
+                         {"name": body.name, "display": issued.display, "project": project.id,
+                          **limits.as_dict()})  # fmt: skip
+            key = await api_keys.get(session, issued.id)
+            assert key is not None
+            return _key_out(key, await self._creators(session, [key]), value=issued.secret)
+
+    async def delete_project_key(self, p: Principal, project_id: str, key_id: str) -> wire.Deleted:
+        async with self._db.read() as session:
+            key = await self._project_key(session, p, project_id, key_id)
+        if key.created_by != f"user:{p.user_id}":  # one's own key is one's own to revoke
+            p.require_project_manager(key.project_id or "", "revoke others' keys")
+        await admin.revoke_key(self._db, key.id, p.actor)
+        self._keys.forget_key(key.id)
+        return wire.Deleted(object="organization.project.api_key.deleted", id=key.id)
+
+    # Admin keys --------------------------------------------------------------
+
+    async def list_admin_keys(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        p.require_org_admin("see admin keys")
+        async with self._db.read() as session:
+            keys = await credentials.admin_keys_of(session, p.account_id)
+            owners = {k.user_id: await users.get(session, k.user_id) for k in keys}
+        out = [_admin_key_out(k, owners[k.user_id]) for k in keys]
+        return page(out, lambda k: k.id, limit, after)
+
+    async def _admin_key(self, session: AsyncSession, p: Principal, key_id: str) -> AdminKey:
+        key = await session.get(AdminKey, _checked_id(key_id, "admin_key"))
+        if key is None or key.account_id != p.account_id or key.revoked_at is not None:
+            raise NotFoundError(f"no admin key {key_id!r}", param="key_id")
+        return key
+
+    async def get_admin_key(self, p: Principal, key_id: str) -> wire.AdminApiKey:
+        p.require_org_admin("see admin keys")
+        async with self._db.read() as session:
+            key = await self._admin_key(session, p, key_id)
+            return _admin_key_out(key, await users.get(session, key.user_id))
+
+    async def create_admin_key(self, p: Principal, body: wire.AdminKeyCreate) -> wire.AdminApiKey:
+        p.require_org_admin("create admin keys")
+        async with self._db.transaction() as session:
+            key, secret = await credentials.create_admin_key(
+                session, p.account_id, p.user_id, body.name
+            )
+            audit.record(session, p.actor, "admin_key.create", key.id, p.account_id,
+                         {"name": body.name, "display": key.display})  # fmt: skip
+            return _admin_key_out(key, await users.get(session, p.user_id), value=secret)
+
+    async def delete_admin_key(self, p: Principal, key_id: str) -> wire.Deleted:
+        p.require_org_admin("revoke admin keys")
+        async with self._db.transaction() as session:
+            key = await self._admin_key(session, p, key_id)
+            key.revoked_at = utcnow()
+            audit.record(session, p.actor, "admin_key.revoke", key.id, p.account_id, {})
+        return wire.Deleted(object="organization.admin_api_key.deleted", id=key_id)
+
+    # Audit log ---------------------------------------------------------------
+
+    async def audit_logs(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        p.require_org_admin("read the audit log")
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        before = None
+        if after is not None:
+            number = after.removeprefix("audit_log-")
+            if not number.isdigit() or len(number) > 18:
+                raise BadRequestError("after: not an audit log id", param="after")
+            before = int(number)
+        async with self._db.read() as session:
+            rows = await audit.events(session, p.account_id, limit + 1, before_id=before)
+        out = [
+            {
+                "object": "organization.audit_log",
+                "id": f"audit_log-{row.id}",
+                "type": row.action,
+                "effective_at": wire.unix(row.at),
+                "actor": {"type": "session", "who": row.actor, "ip_address": row.address},
+                "target": row.target,
+                "changes": row.changes,
+            }
+            for row in rows
+        ]
+        chunk = out[:limit]
+        return wire.Page(
+            data=chunk,
+            first_id=chunk[0]["id"] if chunk else None,
+            last_id=chunk[-1]["id"] if chunk else None,
+            has_more=len(out) > limit,
+        )

@@ -1,0 +1,128 @@
+"""Users and their memberships: of organisations (accounts) and of projects."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moonbase.store.tables import OrgMember, Project, ProjectMember, User
+
+
+def new_id() -> str:
+    return "user-" + secrets.token_hex(12)
+
+
+async def create(
+    session: AsyncSession, email: str, name: str, password_hash: str, is_operator: bool = False
+) -> User:
+    user = User(
+        id=new_id(), email=email, name=name, password_hash=password_hash, is_operator=is_operator
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def get(session: AsyncSession, user_id: str) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def all_users(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.created_at, User.id)))
+
+
+async def membership(session: AsyncSession, account_id: str, user_id: str) -> OrgMember | None:
+    return await session.get(OrgMember, (account_id, user_id))
+
+
+async def members(session: AsyncSession, account_id: str) -> list[tuple[OrgMember, User]]:
+    rows = await session.execute(
+        select(OrgMember, User)
+        .join(User, User.id == OrgMember.user_id)
+        .where(OrgMember.account_id == account_id)
+        .order_by(OrgMember.created_at, User.id)
+    )
+    return [(member, user) for member, user in rows]
+
+
+async def organisations_of(session: AsyncSession, user_id: str) -> list[OrgMember]:
+    query = select(OrgMember).where(OrgMember.user_id == user_id).order_by(OrgMember.created_at)
+    return list(await session.scalars(query))
+
+
+async def add_member(session: AsyncSession, account_id: str, user_id: str, role: str) -> OrgMember:
+    member = OrgMember(account_id=account_id, user_id=user_id, role=role)
+    session.add(member)
+    await session.flush()
+    return member
+
+
+async def owners(session: AsyncSession, account_id: str) -> int:
+    query = select(func.count()).where(
+        OrgMember.account_id == account_id, OrgMember.role == "owner"
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def remove_member(session: AsyncSession, account_id: str, user_id: str) -> None:
+    """Out of the organisation, and so out of each of its projects."""
+    in_org = select(Project.id).where(Project.account_id == account_id)
+    await session.execute(
+        delete(ProjectMember).where(
+            ProjectMember.user_id == user_id, ProjectMember.project_id.in_(in_org)
+        )
+    )
+    await session.execute(
+        delete(OrgMember).where(OrgMember.account_id == account_id, OrgMember.user_id == user_id)
+    )
+
+
+async def project_roles(session: AsyncSession, account_id: str, user_id: str) -> dict[str, str]:
+    """The user's role in each project of the organisation they belong to."""
+    rows = await session.execute(
+        select(ProjectMember.project_id, ProjectMember.role)
+        .join(Project, Project.id == ProjectMember.project_id)
+        .where(ProjectMember.user_id == user_id, Project.account_id == account_id)
+    )
+    return {project_id: role for project_id, role in rows}
+
+
+async def project_member(
+    session: AsyncSession, project_id: str, user_id: str
+) -> ProjectMember | None:
+    return await session.get(ProjectMember, (project_id, user_id))
+
+
+async def project_members(
+    session: AsyncSession, project_id: str
+) -> list[tuple[ProjectMember, User]]:
+    rows = await session.execute(
+        select(ProjectMember, User)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(ProjectMember.project_id == project_id)
+        .order_by(ProjectMember.created_at, User.id)
+    )
+    return [(member, user) for member, user in rows]
+
+
+async def add_project_member(
+    session: AsyncSession, project_id: str, user_id: str, role: str
+) -> ProjectMember:
+    member = ProjectMember(project_id=project_id, user_id=user_id, role=role)
+    session.add(member)
+    await session.flush()
+    return member
+
+
+async def remove_project_member(session: AsyncSession, project_id: str, user_id: str) -> None:
+    await session.execute(
+        delete(ProjectMember).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+        )
+    )

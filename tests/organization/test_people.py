@@ -1,0 +1,293 @@
+"""People: sign-in, invitations, the owner rules, admin keys that follow
+their creator's role, the audit trail, and hostile input; on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from moonbase.store.repositories import audit
+from moonbase.store.tables import Invite, utcnow
+from tests.conftest import BOTH_DATABASES, empty_database
+from tests.organization.harness import PASSWORD, Org, organisations
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+async def org(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Org]:
+    async with empty_database(request.param, tmp_path) as db:
+        await db.migrate()
+        async with organisations(db, tmp_path) as built:
+            yield built
+
+
+def error_of(reply) -> dict:  # type: ignore[no-untyped-def]
+    body = reply.json()
+    assert set(body) == {"error"} and body["error"]["message"], reply.text
+    return body["error"]
+
+
+async def test_an_invitation_is_accepted_once_and_makes_a_member(org: Org):
+    created = await org.http.post(
+        "/v1/organization/invites",
+        json={
+            "email": "New.Person@Example.com",
+            "role": "member",
+            "projects": [{"id": org.p1, "role": "owner"}],
+        },
+        headers=org.headers("admin"),
+    )
+    assert created.status_code == 201, created.text
+    invite = created.json()
+    assert invite["email"] == "new.person@example.com" and invite["status"] == "pending"
+    token = invite["token"]
+    assert invite["accept_url"].endswith(f"/console/accept-invite#{token}")
+    listed = await org.http.get("/v1/organization/invites", headers=org.headers("owner"))
+    assert token not in listed.text  # shown once
+
+    accepted = await org.http.post(
+        "/v1/invites/accept", json={"token": token, "password": PASSWORD, "name": "New"}
+    )
+    assert accepted.status_code == 201, accepted.text
+    session = accepted.json()
+    assert session["organizations"] == [{"id": org.a, "role": "member"}]
+    me = {"authorization": f"Bearer {session['token']}"}
+    projects = await org.http.get("/v1/organization/projects", headers=me)
+    assert [p["id"] for p in projects.json()["data"]] == [org.p1]
+    # A project owner manages their project: here, its budgets.
+    budget = await org.http.post(
+        f"/v1/organization/projects/{org.p1}", json={"daily_budget": 3}, headers=me
+    )
+    assert budget.status_code == 200 and budget.json()["daily_budget"] == 3.0
+
+    again = await org.http.post("/v1/invites/accept", json={"token": token, "password": PASSWORD})
+    assert again.status_code == 400 and error_of(again)["code"] == "invite_unavailable"
+    status = await org.http.get(
+        f"/v1/organization/invites/{invite['id']}", headers=org.headers("owner")
+    )
+    assert status.json()["status"] == "accepted"
+    unknown = await org.http.post("/v1/invites/accept", json={"token": "inv-x", "password": "y"})
+    assert unknown.status_code == 404
+
+
+async def test_expired_withdrawn_and_existing_users_invitations(org: Org):
+    async def invite(email: str) -> dict:  # type: ignore[type-arg]
+        reply = await org.http.post(
+            "/v1/organization/invites",
+            json={"email": email, "role": "viewer"},
+            headers=org.headers("owner"),
+        )
+        assert reply.status_code == 201, reply.text
+        return reply.json()  # type: ignore[no-any-return]
+
+    late = await invite("late@example.com")
+    async with org.db.transaction() as session:
+        await session.execute(
+            update(Invite)
+            .where(Invite.id == late["id"])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    expired = await org.http.post(
+        "/v1/invites/accept", json={"token": late["token"], "password": PASSWORD}
+    )
+    assert expired.status_code == 400 and error_of(expired)["code"] == "invite_unavailable"
+
+    gone = await invite("gone@example.com")
+    deleted = await org.http.delete(
+        f"/v1/organization/invites/{gone['id']}", headers=org.headers("admin")
+    )
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    withdrawn = await org.http.post(
+        "/v1/invites/accept", json={"token": gone["token"], "password": PASSWORD}
+    )
+    assert withdrawn.status_code == 400
+
+    # Someone with an account elsewhere (organisation B's admin) proves it is them.
+    known = await invite("admin@b.example")
+    wrong = await org.http.post(
+        "/v1/invites/accept", json={"token": known["token"], "password": "not it at all"}
+    )
+    assert wrong.status_code == 401
+    right = await org.http.post(
+        "/v1/invites/accept", json={"token": known["token"], "password": PASSWORD}
+    )
+    assert right.status_code == 201
+    assert {o["id"] for o in right.json()["organizations"]} == {org.a, org.b}
+    dup = await org.http.post(
+        "/v1/organization/invites",
+        json={"email": "viewer@a.example", "role": "viewer"},
+        headers=org.headers("owner"),
+    )
+    assert dup.status_code == 400 and "already a member" in error_of(dup)["message"]
+
+
+async def test_only_an_owner_makes_changes_or_removes_an_owner(org: Org):
+    owner_id, admin_id = org.user_ids["owner"], org.user_ids["admin"]
+    promote = await org.http.post(
+        f"/v1/organization/users/{admin_id}", json={"role": "owner"}, headers=org.headers("admin")
+    )
+    assert promote.status_code == 403 and error_of(promote)["type"] == "permission_denied_error"
+    demote = await org.http.post(
+        f"/v1/organization/users/{owner_id}", json={"role": "viewer"}, headers=org.headers("admin")
+    )
+    assert demote.status_code == 403
+    invite_owner = await org.http.post(
+        "/v1/organization/invites",
+        json={"email": "o@example.com", "role": "owner"},
+        headers=org.headers("admin"),
+    )
+    assert invite_owner.status_code == 403
+    last = await org.http.post(
+        f"/v1/organization/users/{owner_id}", json={"role": "admin"}, headers=org.headers("owner")
+    )
+    assert last.status_code == 400 and "at least one owner" in error_of(last)["message"]
+    leave = await org.http.delete(
+        f"/v1/organization/users/{owner_id}", headers=org.headers("owner")
+    )
+    assert leave.status_code == 400
+    made = await org.http.post(
+        f"/v1/organization/users/{admin_id}", json={"role": "owner"}, headers=org.headers("owner")
+    )
+    assert made.status_code == 200 and made.json()["role"] == "owner"
+    step_down = await org.http.post(
+        f"/v1/organization/users/{owner_id}", json={"role": "admin"}, headers=org.headers("owner")
+    )
+    assert step_down.status_code == 200
+    bad = await org.http.post(
+        f"/v1/organization/users/{owner_id}", json={"role": "king"}, headers=org.headers("admin")
+    )
+    assert bad.status_code == 400 and error_of(bad)["param"] == "role"
+
+
+async def test_an_admin_key_acts_with_its_creators_current_role(org: Org):
+    made = await org.http.post(
+        "/v1/organization/admin_api_keys", json={"name": "bot"}, headers=org.headers("admin")
+    )
+    assert made.status_code == 201
+    key = made.json()
+    assert key["value"].startswith("sk-admin-") and key["redacted_value"] in (
+        f"{key['value'][:12]}...{key['value'][-4:]}",
+    )
+    as_key = {"authorization": f"Bearer {key['value']}"}
+    project = await org.http.post(
+        "/v1/organization/projects", json={"name": "bots"}, headers=as_key
+    )
+    assert project.status_code == 201
+    listed = await org.http.get("/v1/organization/admin_api_keys", headers=org.headers("owner"))
+    assert key["value"] not in listed.text and key["id"] in listed.text
+
+    admin_id = org.user_ids["admin"]
+    await org.http.post(
+        f"/v1/organization/users/{admin_id}", json={"role": "viewer"}, headers=org.headers("owner")
+    )
+    shrunk = await org.http.post("/v1/organization/projects", json={"name": "more"}, headers=as_key)
+    assert shrunk.status_code == 403
+    assert (await org.http.get("/v1/organization/users", headers=as_key)).status_code == 200
+
+    await org.http.delete(f"/v1/organization/users/{admin_id}", headers=org.headers("owner"))
+    removed = await org.http.get("/v1/organization/users", headers=as_key)
+    assert removed.status_code == 404
+    revoked_key = (
+        await org.http.post(
+            "/v1/organization/admin_api_keys", json={}, headers=org.headers("owner")
+        )
+    ).json()
+    await org.http.delete(
+        f"/v1/organization/admin_api_keys/{revoked_key['id']}", headers=org.headers("owner")
+    )
+    dead = await org.http.get(
+        "/v1/organization/users", headers={"authorization": f"Bearer {revoked_key['value']}"}
+    )
+    assert dead.status_code == 401 and error_of(dead)["code"] == "invalid_admin_key"
+
+
+async def test_sign_in_out_and_throttling(org: Org):
+    wrong = await org.http.post(
+        "/v1/auth/sessions", json={"email": "owner@a.example", "password": "wrong one!"}
+    )
+    nobody = await org.http.post(
+        "/v1/auth/sessions", json={"email": "nobody@a.example", "password": "wrong one!"}
+    )
+    assert wrong.status_code == nobody.status_code == 401
+    assert error_of(wrong)["message"] == error_of(nobody)["message"]  # which emails exist: untold
+
+    token = org.tokens["viewer"]
+    out = await org.http.delete(
+        "/v1/auth/sessions/current", headers={"authorization": f"Bearer {token}"}
+    )
+    assert out.status_code == 204
+    ended = await org.http.get("/v1/organization/users", headers=org.headers("viewer"))
+    assert ended.status_code == 401 and error_of(ended)["code"] == "invalid_session"
+
+    for _ in range(10):
+        await org.http.post(
+            "/v1/auth/sessions", json={"email": "member@a.example", "password": "guess guess"}
+        )
+    throttled = await org.http.post(
+        "/v1/auth/sessions", json={"email": "member@a.example", "password": PASSWORD}
+    )
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+
+
+async def test_an_operator_names_the_organization_and_changes_are_audited(org: Org):
+    headers = {"authorization": f"Bearer {org.tokens['operator']}"}
+    unnamed = await org.http.get("/v1/organization/users", headers=headers)
+    assert unnamed.status_code == 400 and error_of(unnamed)["param"] == "organization"
+    member = await org.fresh_member()
+    changed = await org.http.post(
+        f"/v1/organization/users/{member}", json={"role": "admin"}, headers=org.headers("operator")
+    )
+    assert changed.status_code == 200
+    async with org.db.read() as session:
+        events = await audit.events(session, org.a, limit=5)
+    change = next(e for e in events if e.action == "member.role")
+    assert change.actor == "user:ops@platform" and change.target == member
+    assert change.changes == {"role": ["member", "admin"]} and change.address
+    log = await org.http.get("/v1/organization/audit_logs?limit=2", headers=org.headers("owner"))
+    page = log.json()
+    assert page["data"][0]["type"] == "member.role" and page["has_more"] is True
+    after = await org.http.get(
+        f"/v1/organization/audit_logs?limit=2&after={page['last_id']}", headers=org.headers("owner")
+    )
+    assert after.json()["data"][0]["id"] != page["data"][0]["id"]
+
+
+HOSTILE = ["a\x00b@example.com", "x" * 300 + "@example.com", "\ud800@example.com", 12, None]
+
+
+async def test_hostile_input_is_a_clean_400_or_404(org: Org):
+    for email in HOSTILE:
+        for path, body in (
+            ("/v1/auth/sessions", {"email": email, "password": PASSWORD}),
+            ("/v1/organization/invites", {"email": email, "role": "member"}),
+        ):
+            # As JSON escapes it: a lone surrogate is valid JSON, not UTF-8.
+            headers = {**org.headers("owner"), "content-type": "application/json"}
+            reply = await org.http.post(path, content=json.dumps(body), headers=headers)
+            assert reply.status_code == 400, (path, email, reply.text)
+            assert error_of(reply)["type"] == "invalid_request_error"
+    huge = await org.http.post(
+        "/v1/auth/sessions", json={"email": "owner@a.example", "password": "p" * 5000}
+    )
+    assert huge.status_code == 400
+    for path in (
+        "/v1/organization/users/user-%00",
+        "/v1/organization/projects/%00",
+        "/v1/organization/projects/" + "p" * 500 + "/api_keys",
+    ):
+        reply = await org.http.get(path, headers=org.headers("owner"))
+        assert reply.status_code in (400, 404), (path, reply.text)
+        error_of(reply)
+    bad_limit = await org.http.get("/v1/organization/users?limit=0", headers=org.headers("owner"))
+    assert bad_limit.status_code == 400
+    bad_after = await org.http.get(
+        "/v1/organization/users?after=nope", headers=org.headers("owner")
+    )
+    assert bad_after.status_code == 400
+    short = await org.http.post("/v1/invites/accept", json={"token": "inv-x", "password": "short"})
+    assert short.status_code in (400, 404)
