@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -291,3 +292,40 @@ async def test_hostile_input_is_a_clean_400_or_404(org: Org):
     assert bad_after.status_code == 400
     short = await org.http.post("/v1/invites/accept", json={"token": "inv-x", "password": "short"})
     assert short.status_code in (400, 404)
+
+
+async def test_two_acceptances_of_one_invitation_at_once_make_one_member(org: Org):
+    made = await org.http.post(
+        "/v1/organization/invites",
+        json={"email": "twice@example.com", "role": "member"},
+        headers=org.headers("owner"),
+    )
+    token = made.json()["token"]
+    form = {"token": token, "password": PASSWORD}
+    replies = await asyncio.gather(
+        *(org.http.post("/v1/invites/accept", json=form) for _ in range(4))
+    )
+    assert sorted(r.status_code for r in replies)[0] == 201
+    assert [r.status_code for r in replies].count(201) == 1, [r.text for r in replies]
+    members = await org.http.get("/v1/organization/users?limit=100", headers=org.headers("owner"))
+    assert [u["email"] for u in members.json()["data"]].count("twice@example.com") == 1
+
+
+async def test_a_member_makes_and_revokes_their_own_key_and_it_works(org: Org):
+    path = f"/v1/organization/projects/{org.p1}/api_keys"
+    made = await org.http.post(path, json={"name": "mine"}, headers=org.headers("member"))
+    assert made.status_code == 201, made.text
+    key = made.json()
+    assert key["owner"]["type"] == "user"
+    assert key["owner"]["user"]["email"] == "member@a.example"
+    chat = {"model": "moonshot-v1-8k", "messages": [{"role": "user", "content": "hi"}]}
+    as_key = {"authorization": f"Bearer {key['value']}"}
+    assert (
+        await org.http.post("/v1/chat/completions", json=chat, headers=as_key)
+    ).status_code == 200
+    listed = await org.http.get(path, headers=org.headers("viewer"))
+    assert key["id"] in listed.text and key["value"] not in listed.text
+    gone = await org.http.delete(f"{path}/{key['id']}", headers=org.headers("member"))
+    assert gone.status_code == 200
+    refused = await org.http.post("/v1/chat/completions", json=chat, headers=as_key)
+    assert refused.status_code == 401  # at once on this gateway
