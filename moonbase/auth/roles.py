@@ -92,11 +92,14 @@ class Principal:
             self.require_owner("make or change an owner")
 
     def require_project_manager(self, project_id: str, what: str) -> None:
-        if self.manages_org or self.projects.get(project_id) is ProjectRole.OWNER:
+        if self.manages_org or (
+            self.role is OrgRole.MEMBER and self.projects.get(project_id) is ProjectRole.OWNER
+        ):
             return
         raise self._deny(what)
 
     def require_project_user(self, project_id: str, what: str) -> None:
-        if self.manages_org or project_id in self.projects:
+        """A viewer changes nothing, whatever projects they are in."""
+        if self.manages_org or (self.role is OrgRole.MEMBER and project_id in self.projects):
             return
         raise self._deny(what)

@@ -31,6 +31,7 @@ from moonbase.errors import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
 )
 from moonbase.organization import people
@@ -401,6 +402,10 @@ class OrganizationService:
             existing = await users.by_email(session, invite.email) if invite else None
         if invite is None:
             raise NotFoundError("This invite link is not valid", code="invalid_invite")
+        if existing is not None and existing.disabled_at is not None:
+            raise PermissionDeniedError(
+                f"{invite.email} is disabled on this platform", code="user_disabled"
+            )
         if existing is not None and not await passwords.verify(
             existing.password_hash, body.password
         ):

@@ -192,7 +192,7 @@ async def test_an_admin_key_acts_with_its_creators_current_role(org: Org):
 
     await org.http.delete(f"/v1/organization/users/{admin_id}", headers=org.headers("owner"))
     removed = await org.http.get("/v1/organization/users", headers=as_key)
-    assert removed.status_code == 404
+    assert removed.status_code == 401  # revoked with the membership
     revoked_key = (
         await org.http.post(
             "/v1/organization/admin_api_keys", json={}, headers=org.headers("owner")
@@ -329,3 +329,21 @@ async def test_a_member_makes_and_revokes_their_own_key_and_it_works(org: Org):
     assert gone.status_code == 200
     refused = await org.http.post("/v1/chat/completions", json=chat, headers=as_key)
     assert refused.status_code == 401  # at once on this gateway
+
+
+async def test_a_viewer_in_a_project_still_changes_nothing(org: Org):
+    viewer = org.user_ids["viewer"]
+    added = await org.http.post(
+        f"/v1/organization/projects/{org.p1}/users",
+        json={"user_id": viewer, "role": "owner"},
+        headers=org.headers("owner"),
+    )
+    assert added.status_code == 201
+    headers = org.headers("viewer")
+    key = await org.http.post(
+        f"/v1/organization/projects/{org.p1}/api_keys", json={}, headers=headers
+    )
+    budget = await org.http.post(
+        f"/v1/organization/projects/{org.p1}", json={"daily_budget": 1}, headers=headers
+    )
+    assert key.status_code == budget.status_code == 403

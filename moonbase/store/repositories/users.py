@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from moonbase.store.tables import OrgMember, Project, ProjectMember, User
+from moonbase.store.tables import AdminKey, OrgMember, Project, ProjectMember, User, utcnow
 
 
 def new_id() -> str:
@@ -71,7 +71,17 @@ async def owners(session: AsyncSession, account_id: str) -> int:
 
 
 async def remove_member(session: AsyncSession, account_id: str, user_id: str) -> None:
-    """Out of the organisation, and so out of each of its projects."""
+    """Out of the organisation, and so out of each of its projects; their
+    admin keys of it are revoked (they would come back with a new membership)."""
+    await session.execute(
+        update(AdminKey)
+        .where(
+            AdminKey.account_id == account_id,
+            AdminKey.user_id == user_id,
+            AdminKey.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
     in_org = select(Project.id).where(Project.account_id == account_id)
     await session.execute(
         delete(ProjectMember).where(
