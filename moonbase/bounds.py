@@ -88,6 +88,7 @@ PROJECT_NAME = Bound(200)
 LEDGER_REASON = Bound(200)
 LEDGER_REFERENCE = Bound(64)
 ACTOR = Bound(200)  # who made an audited change
+WEBHOOK_URL = Bound(2048)  # a project's spend-alert webhook (http or https)
 FILENAME = Bound(512)
 PURPOSE = Bound(32)
 CUSTOM_ID = Bound(512)
