@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from moonbase.api import (
     admin,
+    alerts,
     anthropic,
     balance,
     batches,
@@ -76,6 +77,7 @@ def create_app(
             balance,
             self_service,
             admin,
+            alerts,
             probes,
         )
     ]
