@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -14,19 +14,22 @@ from moonbase.store.tables import WebhookDelivery
 MAX_PAGE = 1000
 
 
-async def insert_once(session: AsyncSession, **values: Any) -> bool:
-    """Insert a delivery unless one with its idempotency key exists; True if
-    this call inserted it. The unique index decides between concurrent
-    inserters (several gateways' detectors), without failing the transaction."""
+async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert the deliveries whose idempotency key is not taken yet, in one
+    statement; the keys this call inserted. The unique index decides between
+    concurrent inserters (several gateways' detectors), and a conflict skips
+    its row without failing the transaction (``ON CONFLICT DO NOTHING``)."""
+    if not rows:
+        return set()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(WebhookDelivery)
-        .values(**values)
+        .values(list(rows))
         .on_conflict_do_nothing(index_elements=[WebhookDelivery.idempotency_key])
+        .returning(WebhookDelivery.idempotency_key)
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return set((await session.execute(statement)).scalars())
 
 
 async def existing_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
