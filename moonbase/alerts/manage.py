@@ -209,9 +209,9 @@ async def set_webhook(
         project = await _project(session, project_id)
         hook = await spend_alerts.webhook(session, project.id)
         now = utcnow()
+        secret: str | None = None
         if hook is None:
-            secret: str | None = signing.new_secret()
-            assert secret is not None
+            secret = signing.new_secret()
             session.add(
                 ProjectWebhook(
                     project_id=project.id, url=url, secret=secret, created_at=now, updated_at=now
@@ -219,7 +219,6 @@ async def set_webhook(
             )
             changes: dict[str, object] = {"url": [None, url], "secret": "created"}
         else:
-            secret = None
             changes = {"url": [hook.url, url]}
             hook.url = url
             hook.updated_at = now
