@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from moonbase.api import (
     admin,
+    alerts,
     anthropic,
     balance,
     batches,
@@ -78,6 +79,7 @@ def create_app(
             self_service,
             organization,
             admin,
+            alerts,
             probes,
         )
     ]

@@ -93,6 +93,7 @@ USER_NAME = Bound(200)
 # argon2 itself takes any length; a cap keeps one sign-in from costing more
 # than hashing a long passphrase.
 PASSWORD = Bound(1024)
+WEBHOOK_URL = Bound(2048)  # a project's spend-alert webhook (http or https)
 FILENAME = Bound(512)
 PURPOSE = Bound(32)
 CUSTOM_ID = Bound(512)

@@ -15,12 +15,13 @@ import typer
 import uvicorn
 
 from moonbase import admin, cli_people
+from moonbase.alerts import manage as alert_admin
 from moonbase.auth.actor import cli_actor
 from moonbase.billing import dead_letters
-from moonbase.billing.money import to_yuan
+from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
-from moonbase.errors import BadRequestError
+from moonbase.errors import BadRequestError, MoonbaseError, NotFoundError
 from moonbase.logs import configure_logging
 from moonbase.organization import people
 from moonbase.services import running_services
@@ -87,7 +88,8 @@ def serve(
 @app.command()
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run only the batch worker (no HTTP), beside gateways started with
-    MOONBASE_BATCHES__RUN_WORKER=false; several may share one PostgreSQL."""
+    MOONBASE_BATCHES__RUN_WORKER=false; several may share one PostgreSQL.
+    It sends spend alerts too unless MOONBASE_ALERTS__RUN=false."""
     settings = load_settings(config, data_dir=data_dir)
     settings.batches.run_worker = True
     configure_logging(settings.log_level, settings.log_format)
@@ -318,6 +320,89 @@ def projects_budget(
         return await admin.set_budgets(db, found.id, daily, monthly)
 
     typer.echo(_show_project(with_db(settings, run)))
+
+
+def _show_alerts(view: alert_admin.ProjectAlerts) -> list[str]:
+    hook = view.webhook
+    lines = [f"{view.project_id}  webhook={hook.url if hook else 'none'}"]
+    for alert in view.alerts:
+        crossed = f"  last_crossed={alert.last_crossed}" if alert.last_crossed else ""
+        lines.append(f"{alert.id}  {alert.period}:{alert.threshold}{crossed}")
+    return lines
+
+
+@projects_app.command("alerts")
+def projects_alerts(
+    project: str,
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    webhook: Annotated[
+        str | None,
+        typer.Option(help="Send alerts to this http(s) URL (a new one prints a secret)."),
+    ] = None,
+    add: Annotated[
+        list[str] | None, typer.Option(help="A threshold, PERIOD:YUAN: day:5.00, month:300.")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option(help="An alert, by id or as PERIOD:YUAN (repeatable).")
+    ] = None,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="A new signing secret (printed once).")
+    ] = False,
+    no_webhook: Annotated[
+        bool, typer.Option("--no-webhook", help="Stop sending alerts (removes the webhook).")
+    ] = False,
+    deliveries: Annotated[
+        bool, typer.Option("--deliveries", help="Also list recent deliveries (JSON lines).")
+    ] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A project's spend alerts: signed webhook POSTs when its spend in a UTC
+    day or month reaches a threshold. Without options: list them."""
+    settings = load_settings(config, data_dir=data_dir)
+    try:
+        wanted = [alert_admin.parse_alert(text) for text in add or []]
+    except MoonbaseError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+    async def run(db: Database) -> tuple[list[str], alert_admin.ProjectAlerts]:
+        found = (await admin.find_project(db, account, project)).id
+        secrets_out = []
+        if webhook is not None:
+            made = await alert_admin.set_webhook(db, found, webhook)
+            if made.secret:
+                secrets_out.append(made.secret)
+        if rotate_secret:
+            secrets_out.append((await alert_admin.rotate_secret(db, found)).secret or "")
+        for period, threshold in wanted:
+            await alert_admin.add_alert(db, found, period, threshold)
+        for text in remove or []:
+            await alert_admin.remove_alert(db, found, await _alert_id(db, found, text))
+        if no_webhook:
+            await alert_admin.remove_webhook(db, found)
+        return secrets_out, await alert_admin.list_alerts(db, found)
+
+    secrets_out, view = with_db(settings, run)
+    for secret in secrets_out:
+        typer.echo(f"webhook secret (shown only this once): {secret}")
+    for line in _show_alerts(view):
+        typer.echo(line)
+    if deliveries:
+        for item in with_db(settings, lambda db: alert_admin.list_deliveries(db, view.project_id)):
+            typer.echo(json.dumps(asdict(item), default=str, ensure_ascii=False))
+
+
+async def _alert_id(db: Database, project_id: str, text: str) -> str:
+    """An alert's id, given its id or its PERIOD:YUAN."""
+    if ":" not in text:
+        return text
+    period, threshold = alert_admin.parse_alert(text)
+    micro = to_micro(threshold)
+    for alert in (await alert_admin.list_alerts(db, project_id)).alerts:
+        if alert.period == period and to_micro(alert.threshold) == micro:
+            return alert.id
+    raise NotFoundError(f"no {period} alert at ¥{threshold} in {project_id}", param="alert")
 
 
 @app.command("audit")

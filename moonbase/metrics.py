@@ -77,6 +77,12 @@ class Metrics:
             ["engine"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "moonbase_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retried, failed: given up)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.batches = Gauge(
             "moonbase_batches", "Batches by status", ["status"], registry=self.registry
         )

@@ -15,6 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from moonbase.admin import AdminService
+from moonbase.alerts.delivery import WebhookSender
+from moonbase.alerts.detector import SpendAlertDetector
+from moonbase.alerts.manage import AlertsService
 from moonbase.auth.key_cache import KeyCache
 from moonbase.batches.service import BatchService
 from moonbase.batches.worker import BatchWorker
@@ -50,6 +53,7 @@ class Services:
     organization: OrganizationService
     health: HealthService
     worker: BatchWorker | None  # this process's batch worker, when it runs one
+    alerts: AlertsService
 
 
 def start_engine(name: str, settings: Settings) -> Engine | ChatEngine:
@@ -136,15 +140,26 @@ async def running_services(
         organization=OrganizationService(database, keys, billing, settings.users),
         health=HealthService(database, registry, metrics),
         worker=worker,
+        alerts=AlertsService(database),
     )
     running = None if worker is None else asyncio.create_task(worker.run(), name="batch-worker")
     recorder = asyncio.create_task(
         keys.record_last_used(settings.key_last_used_interval_s), name="key-last-used"
     )
+    # Spend alerts: detected after charges commit and sent from the outbox,
+    # both off the request path (moonbase/alerts/).
+    alert_tasks = []
+    if settings.alerts.run:
+        detector = SpendAlertDetector(database, settings.alerts)
+        sender = WebhookSender(database, settings.alerts, metrics)
+        alert_tasks = [
+            asyncio.create_task(detector.run(), name="spend-alerts"),
+            asyncio.create_task(sender.run(), name="webhook-sender"),
+        ]
     try:
         yield services
     finally:
-        for task in (running, recorder):
+        for task in (running, recorder, *alert_tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

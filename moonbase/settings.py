@@ -216,6 +216,29 @@ class BatchSettings(BaseModel):
     window_seconds_override: float | None = Field(default=None, gt=0)
 
 
+class AlertSettings(BaseModel):
+    """Spend alerts: a project's thresholds, checked after charges commit, and
+    the signed webhook POSTs they send (moonbase/alerts/)."""
+
+    # Detect crossings and deliver webhooks in this process (serve and worker
+    # alike). Several processes may: a crossing is recorded once (a unique
+    # key) and each delivery is held by one sender at a time.
+    run: bool = True
+    # How often spend is compared with the thresholds: an alert goes out at
+    # most this long (plus the charge's group commit) after the crossing.
+    check_interval_s: float = Field(default=5.0, gt=0)
+    # How often the outbox is read for deliveries that are due.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # One POST waits this long for the receiver's answer.
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # A delivery is given up on after this many attempts (kept in its row).
+    max_attempts: int = Field(default=12, ge=1, le=100)
+    # Retry n waits about retry_base_s * 2**(n-1) (jittered: half to all of
+    # it), at most retry_max_s; a Retry-After header is honoured up to that.
+    retry_base_s: float = Field(default=30.0, gt=0)
+    retry_max_s: float = Field(default=6 * 3600.0, gt=0)
+
+
 class AnthropicSettings(BaseModel):
     """The Anthropic-compatible endpoint (/anthropic/v1/messages)."""
 
@@ -288,6 +311,7 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
     users: UsersSettings = Field(default_factory=UsersSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # How often the time each API key was last used is written (all keys used
     # since, in one transaction): never a database write per request.
     key_last_used_interval_s: float = Field(30.0, gt=0)

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from moonbase.admin import AdminService
+from moonbase.alerts.manage import AlertsService
 from moonbase.auth.caller import KeyOwner
 from moonbase.auth.key_cache import KeyCache
 from moonbase.batches.service import BatchService
@@ -52,6 +53,7 @@ AdminDep = Annotated[AdminService, Depends(_service(lambda services: services.ad
 OrganizationDep = Annotated[
     OrganizationService, Depends(_service(lambda services: services.organization))
 ]
+AlertsDep = Annotated[AlertsService, Depends(_service(lambda services: services.alerts))]
 KeysDep = Annotated[KeyCache, Depends(_service(lambda services: services.keys))]
 SettingsDep = Annotated[Settings, Depends(_service(lambda services: services.settings))]
 HealthDep = Annotated[HealthService | None, Depends(get_health)]

@@ -326,3 +326,59 @@ class AdminKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SpendAlert(Base):
+    """A threshold on a project's spend in a UTC day or month: crossing it sends
+    the project's webhook one signed POST per period (moonbase/alerts/)."""
+
+    __tablename__ = "spend_alerts"
+    __table_args__ = (
+        UniqueConstraint("project_id", "period", "threshold_micro", name="uq_spend_alerts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    period: Mapped[str] = mapped_column(String(8))  # "day" | "month"
+    threshold_micro: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectWebhook(Base):
+    """Where a project's alerts are POSTed, and the secret they are signed with
+    (Standard Webhooks: ``whsec_`` + base64). The secret is kept as is because
+    signing needs it; it is shown once, when made, and never listed."""
+
+    __tablename__ = "project_webhooks"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(bounds.WEBHOOK_URL.column())
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per event to send, inserted once (``idempotency_key``
+    is unique: an alert's id and its period) and sent until delivered or given
+    up on. A sender holds a row while ``claim_until`` (unix seconds) is ahead."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the webhook-id header
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    # The alert that fired; kept (no foreign key) when the alert is deleted.
+    alert_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    event_type: Mapped[str] = mapped_column(String(64))  # "spend_alert.crossed"
+    payload: Mapped[str] = mapped_column(Text)  # the exact JSON body that is signed and sent
+    idempotency_key: Mapped[str] = mapped_column(String(96), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)  # unix seconds
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claim_until: Mapped[float | None] = mapped_column(Float, nullable=True)
