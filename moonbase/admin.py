@@ -266,7 +266,7 @@ def project_view(project: Project) -> ProjectView:
     )
 
 
-def _budget_micro(yuan: Decimal | None, param: str) -> int | None:
+def budget_micro(yuan: Decimal | None, param: str) -> int | None:
     if yuan is None:
         return None
     problem = amount_problem(yuan)
@@ -291,8 +291,8 @@ async def create_project(
         id="proj-" + secrets.token_hex(12),
         account_id=found.id,
         name=name,
-        daily_budget_micro=_budget_micro(daily_budget, "daily_budget"),
-        monthly_budget_micro=_budget_micro(monthly_budget, "monthly_budget"),
+        daily_budget_micro=budget_micro(daily_budget, "daily_budget"),
+        monthly_budget_micro=budget_micro(monthly_budget, "monthly_budget"),
     )
     try:
         async with db.transaction() as session:
@@ -339,8 +339,8 @@ async def set_budgets(
     actor: Actor | None = None,
 ) -> ProjectView:
     """Set a project's budgets (a None clears that budget)."""
-    daily = _budget_micro(daily_budget, "daily_budget")
-    monthly = _budget_micro(monthly_budget, "monthly_budget")
+    daily = budget_micro(daily_budget, "daily_budget")
+    monthly = budget_micro(monthly_budget, "monthly_budget")
     async with db.transaction() as session:
         project = await projects.get(session, project_id)
         if project is None:

@@ -15,7 +15,7 @@ from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
 from moonbase.organization import people
 from moonbase.settings import load_settings
 from moonbase.store.database import Database
-from moonbase.store.repositories import audit, credentials, users
+from moonbase.store.repositories import api_keys, audit, credentials, users
 from moonbase.store.tables import utcnow
 
 users_app = typer.Typer(
@@ -77,14 +77,19 @@ def _set_disabled(email: str, disabled: bool, config: ConfigOpt, data_dir: DataD
 
     async def run(db: Database) -> None:
         user = await people.find_user(db, email)
+        stopped: list[str] = []
         async with db.transaction() as session:
             row = await users.get(session, user.id)
             assert row is not None
             row.disabled_at = utcnow() if disabled else None
-            if disabled:  # signed out everywhere; their admin keys stop with them
+            if disabled:  # signed out everywhere; their admin keys stop with them,
+                # their invitations are withdrawn and the API keys they made disabled
                 await credentials.close_sessions_of(session, user.id)
+                await users.revoke_invites_by(session, None, row)
+                stopped = await api_keys.disable_made_by(session, f"user:{user.id}")
             action = "user.disable" if disabled else "user.enable"
-            audit.record(session, cli_actor(), action, user.id, None, {"email": user.email})
+            details = {"email": user.email, **({"keys_disabled": stopped} if disabled else {})}
+            audit.record(session, cli_actor(), action, user.id, None, details)
 
     with_db(settings, run)
 

@@ -59,10 +59,14 @@ async def sign_out(request: Request, service: OrganizationDep) -> None:
 
 @auth_router.post("/invites/accept", response_model=wire.SessionOut, status_code=201)
 async def accept_invite(
+    request: Request,
     service: OrganizationDep,
     form: Annotated[wire.InviteAccept, Depends(json_body(wire.InviteAccept))],
 ) -> wire.SessionOut:
-    return await service.accept_invite(form)
+    """A new person sends a password; someone with an account sends their session."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    session = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return await service.accept_invite(form, session)
 
 
 # Users -------------------------------------------------------------------

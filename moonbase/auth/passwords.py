@@ -1,29 +1,35 @@
 """Users' passwords: argon2id through argon2-cffi, with its RFC 9106 low-memory
 profile (t=3, m=64 MiB, p=4).
 
-A hash costs ~50 ms of one core and 64 MiB, on purpose; so hashing runs in a
-worker thread (the event loop keeps answering) and at most ``MAX_AT_ONCE``
-at a time, so a burst of sign-ins cannot take the gateway's memory or cores.
+A hash costs ~50 ms of a core and 64 MiB, on purpose; so hashing runs on a
+pool of its own (``MAX_AT_ONCE`` threads: the event loop keeps answering, and
+the shared default pool that uploads and prompt rendering use is never
+queued behind sign-ins), and beyond ``MAX_WAITING`` queued hashes a sign-in
+is refused (429) rather than queued: a flood of sign-ins, which needs no
+credentials, cannot take the gateway's cores or memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from moonbase.errors import BadRequestError
+from moonbase.errors import BadRequestError, RateLimitError
 
 MIN_LENGTH = 10
 MAX_AT_ONCE = 2
+MAX_WAITING = 32
 
+T = TypeVar("T")
 _hasher = PasswordHasher()
-# A thread semaphore, taken inside the worker thread: an asyncio one would be
-# bound to the first event loop that used it.
-_slots = threading.BoundedSemaphore(MAX_AT_ONCE)
+_pool = ThreadPoolExecutor(max_workers=MAX_AT_ONCE, thread_name_prefix="argon2")
+_queued = 0  # hashes submitted and not finished (touched on event-loop threads only)
 
 
 @functools.cache
@@ -42,26 +48,31 @@ def check_strength(password: str) -> None:
         raise BadRequestError("password must not be only spaces", param="password")
 
 
+async def _on_pool(work: Callable[[], T]) -> T:
+    global _queued
+    if _queued >= MAX_WAITING:
+        raise RateLimitError("Too many sign-ins at once; try again in a moment", retry_after=1)
+    _queued += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool, work)
+    finally:
+        _queued -= 1
+
+
 async def hash_password(password: str) -> str:
     check_strength(password)
-    return await asyncio.to_thread(_hash, password)
-
-
-def _hash(password: str) -> str:
-    with _slots:
-        return _hasher.hash(password)
+    return await _on_pool(functools.partial(_hasher.hash, password))
 
 
 async def verify(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash`` (None: no such user;
     answered in the same time as a wrong password)."""
-    return await asyncio.to_thread(_verify, password_hash, password)
+    return await _on_pool(functools.partial(_verify, password_hash, password))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        with _slots:
-            ok = _hasher.verify(password_hash or _decoy(), password)
+        ok = _hasher.verify(password_hash or _decoy(), password)
     except (VerificationError, InvalidHashError):
         return False
     return ok and password_hash is not None

@@ -13,10 +13,11 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +32,6 @@ from moonbase.errors import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
 )
 from moonbase.organization import people
@@ -39,12 +39,13 @@ from moonbase.schemas import organization as wire
 from moonbase.settings import UsersSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import accounts, api_keys, audit, credentials, projects, users
-from moonbase.store.tables import AdminKey, ApiKey, Invite, Project, User, utcnow
+from moonbase.store.tables import Account, AdminKey, ApiKey, Invite, Project, User, utcnow
 from moonbase.store.tables import OrgMember as OrgMemberRow
 
 T = TypeVar("T")
 MAX_PAGE = 100
 FAILURE_WINDOW_S = 900.0
+MAX_THROTTLED = 100_000  # emails with recent failures kept in memory
 # An admin key's last use is written at most this often (a read-mostly API).
 LAST_USED_EVERY = timedelta(minutes=1)
 
@@ -146,8 +147,22 @@ def _invite_out(invite: Invite, now: datetime) -> wire.InviteOut:
     )
 
 
-def _decimal(yuan: float | None) -> Decimal | None:
-    return None if yuan is None else Decimal(str(yuan))
+def _budgets(project: Project) -> dict[str, int | None]:
+    return {"daily_budget_micro": project.daily_budget_micro,
+            "monthly_budget_micro": project.monthly_budget_micro}  # fmt: skip
+
+
+def _pending(invite: Invite, now: datetime) -> bool:
+    expires = (
+        invite.expires_at if invite.expires_at.tzinfo else invite.expires_at.replace(tzinfo=UTC)
+    )
+    return invite.accepted_at is None and invite.revoked_at is None and expires > now
+
+
+def _unavailable() -> BadRequestError:
+    return BadRequestError(
+        "This invite was used, withdrawn or has expired", code="invite_unavailable"
+    )
 
 
 def _checked_id(value: str, what: str) -> str:
@@ -173,11 +188,13 @@ class OrganizationService:
     async def sign_in(self, email: str, password: str) -> wire.SessionOut:
         email = people.normal_email(email)
         self._refuse_if_throttled(email)
+        # Counted as failed before the ~50 ms verification, and forgiven after
+        # it succeeds: parallel guesses cannot all pass the check first.
+        self._failed(email)
         async with self._db.read() as session:
             user = await users.by_email(session, email)
         ok = await passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None:
-            self._failed(email)
             raise AuthenticationError("Wrong email or password", code="invalid_credentials")
         self._failures.pop(email, None)
         return await self._open_session(user)
@@ -194,9 +211,11 @@ class OrganizationService:
             )
 
     def _failed(self, email: str) -> None:
-        if len(self._failures) > 100_000:  # a flood of made-up emails: start over
-            self._failures.clear()
-        self._failures.setdefault(email, deque()).append(time.monotonic())
+        failures = self._failures.pop(email, None) or deque()
+        failures.append(time.monotonic())
+        self._failures[email] = failures  # the most recent last (dicts keep order)
+        while len(self._failures) > MAX_THROTTLED:  # a flood of made-up emails
+            del self._failures[next(iter(self._failures))]  # forget the stalest
 
     async def _open_session(self, user: User) -> wire.SessionOut:
         lifetime = timedelta(hours=self._settings.session_hours)
@@ -313,9 +332,25 @@ class OrganizationService:
         async with self._db.read() as session:
             return _org_user(*await self._member(session, p, user_id))
 
+    async def _locked(self, session: AsyncSession, p: Principal) -> Principal:
+        """Changes of membership hold the organisation's row (PostgreSQL: FOR
+        UPDATE; SQLite's writers are serial anyway) and judge the caller by
+        their role now, not as it was read a moment before: two owners
+        demoting each other at once leave one owner, not none."""
+        await session.execute(
+            select(Account.id).where(Account.id == p.account_id).with_for_update()
+        )
+        if p.operator:
+            return p
+        member = await users.membership(session, p.account_id, p.user_id)
+        if member is None:
+            raise NotFoundError(f"no organization {p.account_id!r}", param="organization")
+        return replace(p, role=OrgRole(member.role))
+
     async def set_role(self, p: Principal, user_id: str, role_text: str) -> wire.OrgUser:
         role = org_role(role_text)
         async with self._db.transaction() as session:
+            p = await self._locked(session, p)
             member, user = await self._member(session, p, user_id)
             p.may_grant(OrgRole(member.role))  # an owner's role is an owner's to change
             p.may_grant(role)
@@ -323,6 +358,8 @@ class OrganizationService:
                 await self._keep_an_owner(session, p.account_id)
             audit.record(session, p.actor, "member.role", user.id, p.account_id,
                          {"role": [member.role, role.value]})  # fmt: skip
+            if role in (OrgRole.MEMBER, OrgRole.VIEWER):  # may no longer invite
+                await users.revoke_invites_by(session, p.account_id, user)
             member.role = role.value
             return _org_user(member, user)
 
@@ -335,13 +372,17 @@ class OrganizationService:
 
     async def remove_user(self, p: Principal, user_id: str) -> wire.Deleted:
         async with self._db.transaction() as session:
+            p = await self._locked(session, p)
             member, user = await self._member(session, p, user_id)
             p.may_grant(OrgRole(member.role))
             if member.role == OrgRole.OWNER:
                 await self._keep_an_owner(session, p.account_id)
-            await users.remove_member(session, p.account_id, user.id)
+            revoked = await users.remove_member(session, p.account_id, user)
             audit.record(session, p.actor, "member.remove", user.id, p.account_id,
-                         {"role": member.role, "email": user.email})  # fmt: skip
+                         {"role": member.role, "email": user.email,
+                          "keys_revoked": revoked})  # fmt: skip
+        for key_id in revoked:
+            self._keys.forget_key(key_id)
         return wire.Deleted(object="organization.user.deleted", id=user_id)
 
     # Invitations -----------------------------------------------------------
@@ -393,44 +434,54 @@ class OrganizationService:
             audit.record(session, p.actor, "invite.delete", invite.id, p.account_id, {})
         return wire.Deleted(object="organization.invite.deleted", id=invite_id)
 
-    async def accept_invite(self, body: wire.InviteAccept) -> wire.SessionOut:
-        """The invitee's answer: their account is made (or, for a known email,
-        their password proves it is theirs) and they join the organisation.
-        Single use: of two acceptances at once, one wins."""
+    async def accept_invite(
+        self, body: wire.InviteAccept, session_token: str | None
+    ) -> wire.SessionOut:
+        """The invitee's answer. A new email's account is made with the
+        password given; an existing account accepts with its own session
+        (never a password here: the token's holder, the inviter included,
+        must not get a place to guess at someone's password). Single use: of
+        two acceptances at once, one wins."""
+        now = utcnow()
         async with self._db.read() as session:
             invite = await credentials.invite_by_token(session, body.token)
-            existing = await users.by_email(session, invite.email) if invite else None
-        if invite is None:
-            raise NotFoundError("This invite link is not valid", code="invalid_invite")
-        if existing is not None and existing.disabled_at is not None:
-            raise PermissionDeniedError(
-                f"{invite.email} is disabled on this platform", code="user_disabled"
+            if invite is None:
+                raise NotFoundError("This invite link is not valid", code="invalid_invite")
+            if not _pending(invite, now):
+                raise _unavailable()
+            existing = await users.by_email(session, invite.email)
+            signed_in = (
+                await credentials.session_user(session, session_token) if session_token else None
             )
-        if existing is not None and not await passwords.verify(
-            existing.password_hash, body.password
-        ):
+        if existing is not None and (signed_in is None or signed_in.id != existing.id):
             raise AuthenticationError(
-                f"{invite.email} has an account: give its password to accept",
-                code="invalid_credentials",
+                f"Sign in as {invite.email} and accept with that session "
+                "(Authorization: Bearer sess-...)",
+                code="sign_in_to_accept",
             )
-        new_hash = None if existing else await passwords.hash_password(body.password)
-        now = utcnow()
+        new_hash = None if existing else await passwords.hash_password(body.password or "")
         actor = Actor(f"user:{invite.email}"[:200])
-        async with self._db.transaction() as session:
-            if not await credentials.claim_invite(session, invite.id, now):
-                raise BadRequestError(
-                    "This invite was used, withdrawn or has expired", code="invite_unavailable"
+        try:
+            async with self._db.transaction() as session:
+                if not await credentials.claim_invite(session, invite.id, now):
+                    raise _unavailable()
+                user = existing or await users.create(
+                    session, invite.email, body.name, new_hash or ""
                 )
-            user = existing or await users.create(session, invite.email, body.name, new_hash or "")
-            if await users.membership(session, invite.account_id, user.id) is None:
-                await users.add_member(session, invite.account_id, user.id, invite.role)
-            for project_id, role in json.loads(invite.projects or "[]"):
-                project = await projects.get(session, project_id)
-                known = await users.project_member(session, project_id, user.id)
-                if project is not None and known is None:
-                    await users.add_project_member(session, project_id, user.id, role)
-            audit.record(session, actor, "invite.accept", invite.id, invite.account_id,
-                         {"user": user.id, "role": invite.role})  # fmt: skip
+                if await users.membership(session, invite.account_id, user.id) is None:
+                    await users.add_member(session, invite.account_id, user.id, invite.role)
+                for project_id, role in json.loads(invite.projects or "[]"):
+                    project = await projects.get(session, project_id)
+                    known = await users.project_member(session, project_id, user.id)
+                    if project is not None and known is None:
+                        await users.add_project_member(session, project_id, user.id, role)
+                audit.record(session, actor, "invite.accept", invite.id, invite.account_id,
+                             {"user": user.id, "role": invite.role})  # fmt: skip
+        except IntegrityError:  # the same email's account made at this moment
+            raise BadRequestError(
+                f"{invite.email} has an account now: sign in and accept with its session",
+                code="sign_in_to_accept",
+            ) from None
         return await self._open_session(user)
 
     # Projects --------------------------------------------------------------
@@ -462,32 +513,38 @@ class OrganizationService:
     async def update_project(
         self, p: Principal, project_id: str, body: wire.ProjectUpdate
     ) -> wire.ProjectOut:
-        async with self._db.read() as session:
-            project = await self._project(session, p, project_id)
-        p.require_project_manager(project.id, "change this project")
-        if body.name is not None and body.name != project.name:
-            await self._rename(p, project, body.name)
-        given = body.model_fields_set  # a budget left out stays as it is
-        if given & {"daily_budget", "monthly_budget"}:
-            now = admin.project_view(project)
-            daily = body.daily_budget if "daily_budget" in given else _decimal(now.daily_budget)
-            monthly = (
-                body.monthly_budget if "monthly_budget" in given else _decimal(now.monthly_budget)
-            )
-            await admin.set_budgets(self._db, project.id, daily, monthly, p.actor)
-            self._billing.budgets.forget(project.id)
-        return await self.get_project(p, project.id)
-
-    async def _rename(self, p: Principal, project: Project, name: str) -> None:
+        """Only what the body names changes (a budget left out stays as it is;
+        null removes it), in one transaction holding the project's row, so
+        two partial updates at once both land."""
+        given = body.model_fields_set
+        budgets = {
+            name: admin.budget_micro(getattr(body, name), name)
+            for name in ("daily_budget", "monthly_budget")
+            if name in given
+        }
         try:
             async with self._db.transaction() as session:
-                row = await projects.get(session, project.id)
-                assert row is not None
-                audit.record(session, p.actor, "project.rename", row.id, p.account_id,
-                             {"name": [row.name, name]})  # fmt: skip
-                row.name = name
+                project = await self._project(session, p, project_id)
+                p.require_project_manager(project.id, "change this project")
+                await session.refresh(project, with_for_update=True)
+                before = {"name": project.name, **_budgets(project)}
+                if body.name is not None:
+                    project.name = body.name
+                if "daily_budget" in budgets:
+                    project.daily_budget_micro = budgets["daily_budget"]
+                if "monthly_budget" in budgets:
+                    project.monthly_budget_micro = budgets["monthly_budget"]
+                changes = audit.diff(before, {"name": project.name, **_budgets(project)})
+                if changes:
+                    audit.record(session, p.actor, "project.update", project.id, p.account_id,
+                                 changes)  # fmt: skip
+                await session.flush()
+                out = _project_out(project)
         except IntegrityError:
-            raise BadRequestError(f"a project named {name!r} exists", param="name") from None
+            raise BadRequestError(f"a project named {body.name!r} exists", param="name") from None
+        if budgets:
+            self._billing.budgets.forget(project_id)
+        return out
 
     # Project members -------------------------------------------------------
 
@@ -559,8 +616,12 @@ class OrganizationService:
             if member is None:
                 raise NotFoundError(f"no user {user_id!r} in this project", param="user_id")
             await users.remove_project_member(session, project.id, user_id)
+            # The keys they made for the project leave with them.
+            revoked = await users.revoke_keys_by(session, user_id, project_id=project.id)
             audit.record(session, p.actor, "project.member.remove", user_id, p.account_id,
-                         {"project": project.id})  # fmt: skip
+                         {"project": project.id, "keys_revoked": revoked})  # fmt: skip
+        for key_id in revoked:
+            self._keys.forget_key(key_id)
         return wire.Deleted(object="organization.project.user.deleted", id=user_id)
 
     # Project API keys ------------------------------------------------------
@@ -684,7 +745,7 @@ class OrganizationService:
         before = None
         if after is not None:
             number = after.removeprefix("audit_log-")
-            if not number.isdigit() or len(number) > 18:
+            if not (number.isascii() and number.isdigit()) or len(number) > 18:
                 raise BadRequestError("after: not an audit log id", param="after")
             before = int(number)
         async with self._db.read() as session:

@@ -38,7 +38,8 @@ class InviteCreate(StrictWireModel):
 
 class InviteAccept(StrictWireModel):
     token: Annotated[str, bounds.Bound(100)]
-    password: Password
+    # A new account's password; someone with an account accepts with their session.
+    password: Password | None = None
     name: Annotated[str, bounds.USER_NAME] = ""
 
 

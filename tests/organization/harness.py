@@ -25,6 +25,9 @@ from tests.fakes import ScriptedEngine
 
 PASSWORD = "correct horse battery"
 ROLES_IN_A = ("owner", "admin", "member", "viewer")
+# Members and viewers who own project P1: a project's owner manages it; a
+# viewer changes nothing, whatever they own.
+P1_OWNERS = {"project_owner": "member", "viewer_in_p1": "viewer"}
 
 
 @dataclass
@@ -82,6 +85,8 @@ async def organisations(db: Database, tmp_path: Path) -> AsyncIterator[Org]:
             org = Org(http, db, a.id, b.id, research.id, secret.id, api_key=issued.secret)
             for role in ROLES_IN_A:
                 org.user_ids[role] = await org.add_user(f"{role}@a.example", a.id, role)
+            for name, role in P1_OWNERS.items():
+                org.user_ids[name] = await org.add_user(f"{name}@a.example", a.id, role)
             org.user_ids["outsider"] = await org.add_user("admin@b.example", b.id, "admin")
             operator = await people.create_user(db, "ops@platform", PASSWORD, operator=True)
             org.user_ids["operator"] = operator.id
@@ -89,8 +94,12 @@ async def organisations(db: Database, tmp_path: Path) -> AsyncIterator[Org]:
                 await users.add_project_member(
                     session, research.id, org.user_ids["member"], "member"
                 )
+                for name in P1_OWNERS:
+                    await users.add_project_member(
+                        session, research.id, org.user_ids[name], "owner"
+                    )
                 assert await projects.get(session, secret.id) is not None
-            for role in (*ROLES_IN_A, "outsider"):
+            for role in (*ROLES_IN_A, *P1_OWNERS, "outsider"):
                 email = "admin@b.example" if role == "outsider" else f"{role}@a.example"
                 org.tokens[role] = await org.sign_in(email)
             org.tokens["operator"] = await org.sign_in("ops@platform")

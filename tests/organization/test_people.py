@@ -108,16 +108,26 @@ async def test_expired_withdrawn_and_existing_users_invitations(org: Org):
     )
     assert withdrawn.status_code == 400
 
-    # Someone with an account elsewhere (organisation B's admin) proves it is them.
+    # Someone with an account elsewhere (organisation B's admin) accepts with
+    # their own session; a password in the body is no way in (the token's
+    # holder, the inviter too, must not get to guess at it).
     known = await invite("admin@b.example")
-    wrong = await org.http.post(
-        "/v1/invites/accept", json={"token": known["token"], "password": "not it at all"}
-    )
-    assert wrong.status_code == 401
-    right = await org.http.post(
+    guess = await org.http.post(
         "/v1/invites/accept", json={"token": known["token"], "password": PASSWORD}
     )
-    assert right.status_code == 201
+    assert guess.status_code == 401 and error_of(guess)["code"] == "sign_in_to_accept"
+    someone_else = await org.http.post(
+        "/v1/invites/accept",
+        json={"token": known["token"]},
+        headers={"authorization": f"Bearer {org.tokens['viewer']}"},
+    )
+    assert someone_else.status_code == 401
+    right = await org.http.post(
+        "/v1/invites/accept",
+        json={"token": known["token"]},
+        headers={"authorization": f"Bearer {org.tokens['outsider']}"},
+    )
+    assert right.status_code == 201, right.text
     assert {o["id"] for o in right.json()["organizations"]} == {org.a, org.b}
     dup = await org.http.post(
         "/v1/organization/invites",
@@ -347,3 +357,91 @@ async def test_a_viewer_in_a_project_still_changes_nothing(org: Org):
         f"/v1/organization/projects/{org.p1}", json={"daily_budget": 1}, headers=headers
     )
     assert key.status_code == budget.status_code == 403
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_an_owner(org: Org):
+    second = org.user_ids["admin"]
+    await org.http.post(
+        f"/v1/organization/users/{second}", json={"role": "owner"}, headers=org.headers("owner")
+    )
+    first = org.user_ids["owner"]
+    second_session = await org.sign_in("admin@a.example")
+    replies = await asyncio.gather(
+        org.http.post(
+            f"/v1/organization/users/{second}",
+            json={"role": "member"},
+            headers=org.headers("owner"),
+        ),
+        org.http.post(
+            f"/v1/organization/users/{first}",
+            json={"role": "member"},
+            headers={"authorization": f"Bearer {second_session}", "openai-organization": org.a},
+        ),
+    )
+    codes = sorted(r.status_code for r in replies)
+    assert codes[0] == 200 and codes[1] in (400, 403), [r.text for r in replies]
+    users = await org.http.get("/v1/organization/users?limit=100", headers=org.headers("viewer"))
+    assert [u["role"] for u in users.json()["data"]].count("owner") == 1
+
+
+async def test_parallel_wrong_passwords_are_throttled_too(org: Org):
+    guesses = await asyncio.gather(
+        *(
+            org.http.post(
+                "/v1/auth/sessions", json={"email": " Viewer@A.example ", "password": "guess guess"}
+            )
+            for _ in range(16)
+        )
+    )
+    codes = [r.status_code for r in guesses]
+    assert codes.count(401) <= 10 and codes.count(429) >= 6, codes
+
+
+async def test_what_a_removed_member_made_goes_with_them(org: Org):
+    admin_id, member_id = org.user_ids["admin"], org.user_ids["member"]
+    pending = await org.http.post(
+        "/v1/organization/invites",
+        json={"email": "alt@evil.example", "role": "admin"},
+        headers=org.headers("admin"),
+    )
+    key = await org.http.post(
+        f"/v1/organization/projects/{org.p1}/api_keys", json={}, headers=org.headers("member")
+    )
+    secret = key.json()["value"]
+    chat = {"model": "moonshot-v1-8k", "messages": [{"role": "user", "content": "hi"}]}
+    as_key = {"authorization": f"Bearer {secret}"}
+    assert (
+        await org.http.post("/v1/chat/completions", json=chat, headers=as_key)
+    ).status_code == 200
+    for user_id in (admin_id, member_id):
+        gone = await org.http.delete(
+            f"/v1/organization/users/{user_id}", headers=org.headers("owner")
+        )
+        assert gone.status_code == 200
+    accepted = await org.http.post(
+        "/v1/invites/accept", json={"token": pending.json()["token"], "password": PASSWORD}
+    )
+    assert accepted.status_code == 400 and error_of(accepted)["code"] == "invite_unavailable"
+    assert (
+        await org.http.post("/v1/chat/completions", json=chat, headers=as_key)
+    ).status_code == 401
+
+
+async def test_two_partial_project_updates_at_once_both_land(org: Org):
+    path = f"/v1/organization/projects/{org.p1}"
+    await asyncio.gather(
+        org.http.post(path, json={"daily_budget": 5}, headers=org.headers("owner")),
+        org.http.post(path, json={"monthly_budget": 50}, headers=org.headers("admin")),
+    )
+    project = (await org.http.get(path, headers=org.headers("viewer"))).json()
+    assert (project["daily_budget"], project["monthly_budget"]) == (5.0, 50.0)
+    renamed = await org.http.post(path, json={"name": "lab"}, headers=org.headers("owner"))
+    assert renamed.json()["name"] == "lab" and renamed.json()["daily_budget"] == 5.0
+    taken = await org.http.post(
+        f"/v1/organization/projects/{org.p2}", json={"name": "lab"}, headers=org.headers("owner")
+    )
+    assert taken.status_code == 400 and error_of(taken)["param"] == "name"
+    odd = await org.http.get(
+        "/v1/organization/audit_logs?after=audit_log-%C2%B2", headers=org.headers("owner")
+    )
+    assert odd.status_code == 400

@@ -156,3 +156,19 @@ async def of_project(session: AsyncSession, project_id: str) -> list[ApiKey]:
         .order_by(ApiKey.created_at, ApiKey.id)
     )
     return list(rows)
+
+
+async def disable_made_by(session: AsyncSession, created_by: str) -> list[str]:
+    """Disable every live key ``created_by`` made (a disabled user's); their ids."""
+    ids = list(
+        await session.scalars(
+            select(ApiKey.id).where(
+                ApiKey.created_by == created_by,
+                ApiKey.revoked_at.is_(None),
+                ApiKey.disabled_at.is_(None),
+            )
+        )
+    )
+    if ids:
+        await session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(disabled_at=utcnow()))
+    return ids

@@ -7,7 +7,16 @@ import secrets
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from moonbase.store.tables import AdminKey, OrgMember, Project, ProjectMember, User, utcnow
+from moonbase.store.tables import (
+    AdminKey,
+    ApiKey,
+    Invite,
+    OrgMember,
+    Project,
+    ProjectMember,
+    User,
+    utcnow,
+)
 
 
 def new_id() -> str:
@@ -70,9 +79,46 @@ async def owners(session: AsyncSession, account_id: str) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def remove_member(session: AsyncSession, account_id: str, user_id: str) -> None:
-    """Out of the organisation, and so out of each of its projects; their
-    admin keys of it are revoked (they would come back with a new membership)."""
+async def revoke_invites_by(session: AsyncSession, account_id: str | None, user: User) -> None:
+    """Withdraw the pending invitations ``user`` made (of one organisation, or
+    all): an invitation must not outlive its maker's right to make it."""
+    query = update(Invite).where(
+        Invite.created_by == f"user:{user.email}"[:200],
+        Invite.accepted_at.is_(None),
+        Invite.revoked_at.is_(None),
+    )
+    if account_id is not None:
+        query = query.where(Invite.account_id == account_id)
+    await session.execute(query.values(revoked_at=utcnow()))
+
+
+async def revoke_keys_by(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    account_id: str | None = None,
+    project_id: str | None = None,
+) -> list[str]:
+    """Revoke the API keys ``user_id`` made (in one organisation or project);
+    returns their ids, for the key cache to forget."""
+    query = select(ApiKey.id).where(
+        ApiKey.created_by == f"user:{user_id}", ApiKey.revoked_at.is_(None)
+    )
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    if project_id is not None:
+        query = query.where(ApiKey.project_id == project_id)
+    ids = list(await session.scalars(query))
+    if ids:
+        await session.execute(update(ApiKey).where(ApiKey.id.in_(ids)).values(revoked_at=utcnow()))
+    return ids
+
+
+async def remove_member(session: AsyncSession, account_id: str, user: User) -> list[str]:
+    """Out of the organisation, and so out of each of its projects. What they
+    made there that acts for them goes with them: their admin keys, the API
+    keys they made and their pending invitations. Returns the API key ids."""
+    user_id = user.id
     await session.execute(
         update(AdminKey)
         .where(
@@ -82,6 +128,8 @@ async def remove_member(session: AsyncSession, account_id: str, user_id: str) ->
         )
         .values(revoked_at=utcnow())
     )
+    await revoke_invites_by(session, account_id, user)
+    revoked = await revoke_keys_by(session, user_id, account_id=account_id)
     in_org = select(Project.id).where(Project.account_id == account_id)
     await session.execute(
         delete(ProjectMember).where(
@@ -91,6 +139,7 @@ async def remove_member(session: AsyncSession, account_id: str, user_id: str) ->
     await session.execute(
         delete(OrgMember).where(OrgMember.account_id == account_id, OrgMember.user_id == user_id)
     )
+    return revoked
 
 
 async def project_roles(session: AsyncSession, account_id: str, user_id: str) -> dict[str, str]:
