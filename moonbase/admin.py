@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from moonbase import bounds
+from moonbase import admin_projects, bounds
 from moonbase.auth.actor import SYSTEM, Actor, cli_actor
 from moonbase.auth.key_cache import KeyCache
 from moonbase.auth.key_policy import check_models, decode_list, encode_list, parse_networks
+from moonbase.auth.project_policy import ProjectLimits
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import amount_problem, to_micro, to_yuan
 from moonbase.billing.service import BillingService
@@ -254,6 +255,8 @@ class ProjectView:
     name: str
     daily_budget: float | None  # yuan
     monthly_budget: float | None
+    allowed_models: list[str] | None = None  # None: any model
+    limits: dict[str, int | None] = field(default_factory=dict)  # None: the organisation's
 
 
 def project_view(project: Project) -> ProjectView:
@@ -263,6 +266,8 @@ def project_view(project: Project) -> ProjectView:
         project.name,
         to_yuan(project.daily_budget_micro) if project.daily_budget_micro is not None else None,
         to_yuan(project.monthly_budget_micro) if project.monthly_budget_micro is not None else None,
+        decode_list(project.allowed_models),
+        admin_projects.limits_of_project(project).as_dict(),
     )
 
 
@@ -352,6 +357,20 @@ async def set_budgets(
         audit.record(session, actor or cli_actor(), "project.budgets", project.id,
                      project.account_id, changes)  # fmt: skip
         return project_view(project)
+
+
+async def set_project_models(
+    db: Database, project_id: str, models: list[str] | None, actor: Actor | None = None
+) -> ProjectView:
+    """Let a project's keys use only ``models`` (None: any model)."""
+    return project_view(await admin_projects.set_models(db, project_id, models, actor))
+
+
+async def set_project_limits(
+    db: Database, project_id: str, limits: ProjectLimits, actor: Actor | None = None
+) -> ProjectView:
+    """Set a project's own rate limits, each no higher than its organisation's."""
+    return project_view(await admin_projects.set_limits(db, project_id, limits, actor))
 
 
 @dataclass(frozen=True)
@@ -572,6 +591,20 @@ class AdminService:
     ) -> ProjectView:
         view = await set_budgets(self._db, project_id, daily, monthly, actor)
         self._billing.budgets.forget(project_id)  # this gateway: at once
+        return view
+
+    async def set_project_models(
+        self, project_id: str, models: list[str] | None, actor: Actor
+    ) -> ProjectView:
+        view = await set_project_models(self._db, project_id, models, actor)
+        self._keys.forget_project(project_id)  # this gateway: at once
+        return view
+
+    async def set_project_limits(
+        self, project_id: str, limits: ProjectLimits, actor: Actor
+    ) -> ProjectView:
+        view = await set_project_limits(self._db, project_id, limits, actor)
+        self._keys.forget_project(project_id)  # this gateway: at once
         return view
 
     async def list_keys(self) -> list[KeyListing]:

@@ -17,6 +17,7 @@ import uvicorn
 from moonbase import admin, cli_people
 from moonbase.alerts import manage as alert_admin
 from moonbase.auth.actor import cli_actor
+from moonbase.auth.project_policy import ProjectLimits
 from moonbase.billing import dead_letters
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
@@ -38,7 +39,8 @@ app.add_typer(keys_app, name="keys")
 accounts_app = typer.Typer(help="Accounts, their money and their limits.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 projects_app = typer.Typer(
-    help="Projects of an account: their keys and budgets.", no_args_is_help=True
+    help="Projects of an account: their keys, budgets, models and rate limits.",
+    no_args_is_help=True,
 )
 app.add_typer(projects_app, name="projects")
 app.add_typer(cli_people.users_app, name="users")
@@ -268,9 +270,12 @@ def _show_project(view: admin.ProjectView) -> str:
     def money(yuan: float | None) -> str:
         return f"¥{yuan:.2f}" if yuan is not None else "none"
 
+    models = "any" if view.allowed_models is None else ",".join(view.allowed_models) or "none"
+    limits = " ".join(f"{k}={v}" for k, v in view.limits.items() if v is not None)
     return (
         f"{view.id}  name={view.name!r}  daily_budget={money(view.daily_budget)}  "
-        f"monthly_budget={money(view.monthly_budget)}"
+        f"monthly_budget={money(view.monthly_budget)}  models={models}"
+        + (f"  limits: {limits}" if limits else "")
     )
 
 
@@ -403,6 +408,61 @@ async def _alert_id(db: Database, project_id: str, text: str) -> str:
         if alert.period == period and to_micro(alert.threshold) == micro:
             return alert.id
     raise NotFoundError(f"no {period} alert at ¥{threshold} in {project_id}", param="alert")
+
+
+@projects_app.command("models")
+def projects_models(
+    project: str,
+    allow: Annotated[
+        str | None, typer.Option(help="Comma-separated model ids the project's keys may use.")
+    ] = None,
+    any_model: Annotated[
+        bool, typer.Option("--any", help="Let the project's keys use any model.")
+    ] = False,
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the models a project's keys may use (each key's own allowlist still applies)."""
+    if (allow is not None) == any_model:  # neither, or both
+        typer.echo("error: give either --allow m1,m2 or --any", err=True)
+        raise typer.Exit(1)
+    models = None if any_model else [m.strip() for m in (allow or "").split(",") if m.strip()]
+    settings = load_settings(config, data_dir=data_dir)
+
+    async def run(db: Database) -> admin.ProjectView:
+        found = await admin.find_project(db, account, project)
+        return await admin.set_project_models(db, found.id, models, cli_actor())
+
+    typer.echo(_show_project(with_db(settings, run)))
+
+
+LimitOpt = Annotated[
+    int | None, typer.Option(help="Left out: only the organisation's limit of this kind.")
+]
+
+
+@projects_app.command("limits")
+def projects_limits(
+    project: str,
+    concurrency: LimitOpt = None,
+    rpm: LimitOpt = None,
+    tpm: LimitOpt = None,
+    tpd: LimitOpt = None,
+    account: AccountOpt = admin.DEFAULT_ACCOUNT,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a project's own rate limits, on top of its organisation's and no higher
+    than them (options left out clear those limits)."""
+    settings = load_settings(config, data_dir=data_dir)
+    limits = ProjectLimits(concurrency=concurrency, rpm=rpm, tpm=tpm, tpd=tpd)
+
+    async def run(db: Database) -> admin.ProjectView:
+        found = await admin.find_project(db, account, project)
+        return await admin.set_project_limits(db, found.id, limits, cli_actor())
+
+    typer.echo(_show_project(with_db(settings, run)))
 
 
 @app.command("audit")

@@ -1,4 +1,4 @@
-"""The admin API: accounts, keys, money, limits, usage. Its own bearer token."""
+"""The admin API: accounts, keys, money, limits, projects, usage. Its own bearer token."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from moonbase import admin
 from moonbase.api.bodies import json_body
 from moonbase.api.deps import AdminDep
 from moonbase.auth.actor import Actor
+from moonbase.auth.project_policy import ProjectLimits
 from moonbase.billing.money import to_yuan
 from moonbase.errors import AuthenticationError, NotFoundError
 from moonbase.schemas.admin import (
@@ -28,6 +29,8 @@ from moonbase.schemas.admin import (
     KeyRotate,
     LimitsUpdate,
     ProjectCreate,
+    ProjectLimitsUpdate,
+    ProjectModels,
     ProjectOut,
     UsageReport,
     UsageRowOut,
@@ -250,4 +253,29 @@ async def set_budgets(
     actor: ActorDep,
 ) -> ProjectOut:
     view = await operator.set_budgets(project_id, body.daily_budget, body.monthly_budget, actor)
+    return ProjectOut(**asdict(view))
+
+
+@router.put("/projects/{project_id}/models", response_model=ProjectOut)
+async def set_project_models(
+    project_id: str,
+    body: Annotated[ProjectModels, Depends(json_body(ProjectModels))],
+    operator: AdminDep,
+    actor: ActorDep,
+) -> ProjectOut:
+    """The models the project's keys may use (null: any); each key's own
+    allowlist still applies on top."""
+    view = await operator.set_project_models(project_id, body.allowed_models, actor)
+    return ProjectOut(**asdict(view))
+
+
+@router.put("/projects/{project_id}/limits", response_model=ProjectOut)
+async def set_project_limits(
+    project_id: str,
+    body: Annotated[ProjectLimitsUpdate, Depends(json_body(ProjectLimitsUpdate))],
+    operator: AdminDep,
+    actor: ActorDep,
+) -> ProjectOut:
+    """The project's own rate limits, on top of its organisation's."""
+    view = await operator.set_project_limits(project_id, ProjectLimits(**body.model_dump()), actor)
     return ProjectOut(**asdict(view))

@@ -119,7 +119,9 @@ async def count_tokens(
     # Counted like the estimate endpoint: admitted (RPM, concurrency), never charged.
     ticket = await chat_service.admit_count(model, chat_request.messages, request_id, caller)
     try:
-        total = await chat_service.count_request_tokens(chat_request, request_id, caller.account_id)
+        total = await chat_service.count_request_tokens(
+            chat_request, request_id, caller.account_id, caller.project_id
+        )
     finally:
         await chat_service.release(ticket)
     return Response(orjson.dumps({"input_tokens": total}), media_type="application/json")

@@ -33,16 +33,19 @@ async def list_batches(
     after: str | None = None,
 ) -> BatchList:
     data, has_more = await batches.list(
-        caller.account_id, limit=page_size(limit, default=20, most=100), after=after
+        caller.account_id,
+        project_id=caller.project_id,
+        limit=page_size(limit, default=20, most=100),
+        after=after,
     )
     return BatchList(data=data, has_more=has_more, **page_ends(data))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchObject)
 async def retrieve(batch_id: str, batches: BatchesDep, caller: CallerDep) -> BatchObject:
-    return await batches.get(caller.account_id, batch_id)
+    return await batches.get(caller.account_id, batch_id, project_id=caller.project_id)
 
 
 @router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject)
 async def cancel(batch_id: str, batches: BatchesDep, caller: CallerDep) -> BatchObject:
-    return await batches.cancel(caller.account_id, batch_id)
+    return await batches.cancel(caller.account_id, batch_id, project_id=caller.project_id)

@@ -1,7 +1,8 @@
 """What a key holder may read about their own project, with their own key.
 
 ``GET /v1/me/limits``: the organisation's tier and rate limits, and the
-project's budgets with what it has spent this UTC day and month.
+project's budgets with what it has spent this UTC day and month, its model
+allowlist and its own rate limits.
 ``GET /v1/me/usage``: the project's requests, tokens and cost, by day, model
 or key, over the last ``days`` days. Only the caller's own project is shown:
 other projects of the organisation stay private to their keys.
@@ -49,6 +50,8 @@ async def my_limits(caller: CallerDep, billing: BillingDep) -> ProjectLimits:
         tier=tier,
         limits=asdict(limits),
         budgets=budgets,
+        allowed_models=sorted(caller.project.models) if caller.project.models is not None else None,
+        project_limits=caller.project.limits.as_dict(),
     )
 
 

@@ -28,7 +28,9 @@ async def estimate_token_count(
     # one (quota, RPM, concurrency), and costs nothing once it is done.
     ticket = await chat.admit_count(body.model, body.messages, request_id, caller)
     try:
-        total = await chat.count_prompt_tokens(body.model, body.messages, caller.account_id)
+        total = await chat.count_prompt_tokens(
+            body.model, body.messages, caller.account_id, caller.project_id
+        )
     finally:
         await chat.release(ticket)
     return EstimateTokenResponse(data=TokenCount(total_tokens=total))

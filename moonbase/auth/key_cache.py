@@ -3,7 +3,9 @@
 Looking a key up costs a database read; a request should not. A key's owner
 is remembered for ``ttl_s`` (unknown keys for a shorter while, so a typo
 cannot hammer the database either). Revoking a key therefore takes effect
-within ``ttl_s`` on every gateway; this gateway forgets it at once.
+within ``ttl_s`` on every gateway; this gateway forgets it at once. The
+same holds for a change to a key's project (its model allowlist and rate
+limits ride on the owner, loaded with the key).
 
 When each key was last used is kept the same way: noted in memory per
 request, written for all the keys used since in one transaction every
@@ -50,6 +52,13 @@ class KeyCache:
     def forget_key(self, key_id: str) -> None:
         """A key was revoked here: stop accepting it now, not after the TTL."""
         self._owners.discard_where(lambda owner: owner is not None and owner.key_id == key_id)
+
+    def forget_project(self, project_id: str) -> None:
+        """A project's allowlist or limits changed here: its keys' owners carry
+        the old ones, so look them up again at their next request."""
+        self._owners.discard_where(
+            lambda owner: owner is not None and owner.project_id == project_id
+        )
 
     def touch(self, key_id: str) -> None:
         """The key was used now (written with the next batch)."""

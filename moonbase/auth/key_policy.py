@@ -95,7 +95,9 @@ def parse_networks(values: list[str]) -> tuple[Network, ...]:
 
 def check_models(values: list[str], known: set[str]) -> list[str]:
     if len(values) > MAX_MODELS:
-        raise BadRequestError(f"a key may allow at most {MAX_MODELS} models", param="models")
+        raise BadRequestError(
+            f"an allowlist may hold at most {MAX_MODELS} models", param="allowed_models"
+        )
     unknown = sorted(set(values) - known)
     if unknown:
         raise BadRequestError(

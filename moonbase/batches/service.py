@@ -1,5 +1,9 @@
 """The /v1/batches semantics: create, read, list, cancel, answered as wire
-objects (the routes never see a row). The worker does the rest."""
+objects (the routes never see a row). The worker does the rest.
+
+A batch belongs to the project of the key that created it, and its input file
+must be that project's too; another project of the same account gets the
+same 404 as another account."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from moonbase.schemas.batches import BatchErrors, BatchObject, RequestCounts
 from moonbase.settings import BatchSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import batches as batch_rows
+from moonbase.store.repositories.projects import owning
 from moonbase.store.tables import Batch
 
 
@@ -34,7 +39,9 @@ class BatchService:
         check_endpoint(endpoint)
         window = window_seconds(completion_window)
         tags = check_metadata(metadata)
-        stored = await self.files.get(caller.account_id, input_file_id)
+        stored = await self.files.get(
+            caller.account_id, input_file_id, project_id=caller.project_id
+        )
         if stored.purpose != "batch":
             raise BadRequestError(
                 f"input_file_id {input_file_id} was uploaded with purpose {stored.purpose!r}; "
@@ -46,6 +53,7 @@ class BatchService:
         batch = Batch(
             id=batch_rows.new_batch_id(),
             account_id=caller.account_id,
+            project_id=owning(caller.account_id, caller.project_id),
             api_key_id=caller.key_id,
             endpoint=endpoint,
             input_file_id=input_file_id,
@@ -62,25 +70,29 @@ class BatchService:
             session.add(batch)
         return batch_object(batch)
 
-    async def get(self, account_id: str, batch_id: str) -> BatchObject:
+    async def get(self, account_id: str, batch_id: str, *, project_id: str | None) -> BatchObject:
         async with self.db.read() as session:
-            batch = await batch_rows.get(session, account_id, batch_id)
+            batch = await batch_rows.get(session, account_id, batch_id, project_id)
         if batch is None:
             raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
         return batch_object(batch)
 
     async def list(
-        self, account_id: str, *, limit: int, after: str | None
+        self, account_id: str, *, project_id: str | None, limit: int, after: str | None
     ) -> tuple[list[BatchObject], bool]:
         """One page, newest first, and whether more follow."""
         async with self.db.read() as session:
-            rows = await batch_rows.page(session, account_id, limit=limit + 1, after=after)
+            rows = await batch_rows.page(
+                session, account_id, project_id, limit=limit + 1, after=after
+            )
         return [batch_object(row) for row in rows[:limit]], len(rows) > limit
 
-    async def cancel(self, account_id: str, batch_id: str) -> BatchObject:
+    async def cancel(
+        self, account_id: str, batch_id: str, *, project_id: str | None
+    ) -> BatchObject:
         async with self.db.transaction() as session:
-            batch = await batch_rows.lock(session, batch_id)
-            if batch is None or batch.account_id != account_id:
+            batch = await batch_rows.lock_visible(session, account_id, batch_id, project_id)
+            if batch is None:
                 raise NotFoundError(f"Batch not found: {batch_id}", param="batch_id")
             if batch.status not in batch_rows.CANCELLABLE:
                 raise BadRequestError(

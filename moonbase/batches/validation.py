@@ -28,6 +28,7 @@ from moonbase import bounds
 from moonbase.chat.service import ChatService
 from moonbase.errors import MoonbaseError
 from moonbase.schemas.chat import ChatCompletionRequest
+from moonbase.store.repositories.projects import owning
 from moonbase.store.tables import Batch, BatchLine
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,12 @@ async def _check_line(
     try:
         # Through the same JSON parser as an online body, with its nesting limit.
         request = ChatCompletionRequest.model_validate_json(encoded)
-        await chat.prepare(request, f"validate-{batch.id}-{number}", batch.account_id)
+        await chat.prepare(
+            request,
+            f"validate-{batch.id}-{number}",
+            batch.account_id,
+            project_id=owning(batch.account_id, batch.project_id),
+        )
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -36,7 +36,7 @@ from moonbase.files.service import FileService
 from moonbase.schemas.chat import ChatCompletionRequest
 from moonbase.settings import DEFAULT_MAX_REQUEST_BYTES, BatchSettings
 from moonbase.store.database import Database, unreachable
-from moonbase.store.repositories import api_keys
+from moonbase.store.repositories import api_keys, projects
 from moonbase.store.repositories import batches as batch_rows
 from moonbase.store.tables import Batch, BatchLine
 
@@ -149,7 +149,10 @@ class BatchWorker:
     # -- validating ---------------------------------------------------------
 
     async def _validate(self, batch: Batch) -> None:
-        stored = await self.files.get(batch.account_id, batch.input_file_id)
+        # The input file is the batch's project's (checked when it was created).
+        stored = await self.files.get(
+            batch.account_id, batch.input_file_id, project_id=_project_of(batch)
+        )
         checked = await check_input(
             batch,
             self.files.blob_stream(stored),
@@ -246,16 +249,18 @@ class BatchWorker:
         return fed > 0
 
     async def _caller(self, batch: Batch) -> KeyOwner:
-        """The key that created the batch, with its policy: its lines may use
-        only the models the key may (a key's allowlist holds in batches too)."""
-        policy, project_id = OPEN, None
-        if batch.api_key_id:
-            async with self.db.read() as session:
-                key = await api_keys.get(session, batch.api_key_id)
-            if key is not None:
-                policy = policy_of(None, None, None, key.allowed_models)
-                project_id = key.project_id
-        return KeyOwner(batch.api_key_id or "", batch.account_id, policy, project_id)
+        """The key that created the batch, in the batch's project, with their
+        policies: its lines may use only the models both the key and the
+        project allow (their allowlists hold in batches too), read once per round."""
+        policy, project_id = OPEN, _project_of(batch)
+        async with self.db.read() as session:
+            key = await api_keys.get(session, batch.api_key_id) if batch.api_key_id else None
+            project = await projects.get(session, project_id)
+        if key is not None:
+            policy = policy_of(None, None, None, key.allowed_models)
+        return KeyOwner(
+            batch.api_key_id or "", batch.account_id, policy, project_id, projects.policy(project)
+        )
 
     async def _run_line(
         self,
@@ -270,9 +275,11 @@ class BatchWorker:
             if unfunded:
                 raise unfunded[0]
             request = ChatCompletionRequest.model_validate_json(line.body_json)
-            caller.policy.check_model(request.model)
+            caller.check_model(request.model)
             request = request.model_copy(update={"stream": False, "stream_options": None})
-            chat = await self.chat.prepare(request, request_id, batch.account_id)
+            chat = await self.chat.prepare(
+                request, request_id, batch.account_id, project_id=caller.project_id
+            )
             run = await self.chat.run_batch_line(chat, caller)
         except TryAgainLaterError:
             await asyncio.sleep(RETRY_LATER_S)  # the line stays pending: next pass
@@ -378,8 +385,13 @@ class BatchWorker:
         if not size:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return None
-        stored = await self.files.store_generated(
-            batch.account_id, f"{batch.id}_{kind}.jsonl", path, size, digest.hexdigest()
+        stored = await self.files.store_generated(  # the batch's project's, like its input
+            batch.account_id,
+            f"{batch.id}_{kind}.jsonl",
+            path,
+            size,
+            digest.hexdigest(),
+            project_id=_project_of(batch),
         )
         return stored.id
 
@@ -401,6 +413,11 @@ class _Finished:
             )
 
         return Settlement(self.run.ticket, self.run.usage, batch=True, keep=keep)
+
+
+def _project_of(batch: Batch) -> str:
+    """The batch's project (a batch written without one: the account's default)."""
+    return projects.owning(batch.account_id, batch.project_id)
 
 
 def _result_line(request_id: str, custom_id: str, status: int, body: dict[str, Any]) -> str:

@@ -37,8 +37,16 @@ class Admitted:
 
 
 class RateLimiter(Protocol):
+    """Counts kept under ``account_id``: an account's, or a project's under its
+    own key (billing/project_limits.py) with ``project`` naming it in refusals."""
+
     async def admit(
-        self, account_id: str, limits: Limits, request_id: str, tokens: int
+        self,
+        account_id: str,
+        limits: Limits,
+        request_id: str,
+        tokens: int,
+        project: str | None = None,
     ) -> Admitted: ...
 
     async def finish(self, account_id: str, admitted: Admitted, tokens: int) -> None: ...
@@ -46,11 +54,15 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
-def refusal(account_id: str, what: str, limit: int, retry_after: int) -> RateLimitError:
+def refusal(
+    account_id: str, what: str, limit: int, retry_after: int, project: str | None = None
+) -> RateLimitError:
+    """Moonshot's rate-limit refusal; a project's names the project (its own code)."""
+    holder = f"project {project}" if project is not None else f"account {account_id}"
     return RateLimitError(
-        f"Your account {account_id} request reached max {what}: {limit}, "
+        f"Your {holder} request reached max {what}: {limit}, "
         f"please try again after {retry_after} seconds",
-        code=f"{what.lower()}_limit",
+        code=("project_" if project is not None else "") + f"{what.lower()}_limit",
         retry_after=retry_after,
     )
 
@@ -71,22 +83,27 @@ class LocalLimiter:
         self._accounts: dict[str, _Counts] = {}
 
     async def admit(
-        self, account_id: str, limits: Limits, request_id: str, tokens: int
+        self,
+        account_id: str,
+        limits: Limits,
+        request_id: str,
+        tokens: int,
+        project: str | None = None,
     ) -> Admitted:
         now = self._clock()
         second, hour = int(now), int(now) // HOUR
         counts = self._accounts.setdefault(account_id, _Counts())
         _forget_old(counts, now)
         if len(counts.in_flight) >= limits.concurrency:
-            raise refusal(account_id, "concurrency", limits.concurrency, 1)
+            raise refusal(account_id, "concurrency", limits.concurrency, 1, project)
         if counts.requests:
             retry = max(1, min(counts.requests) + MINUTE - second)
             if sum(counts.requests.values()) >= limits.rpm:
-                raise refusal(account_id, "RPM", limits.rpm, retry)
+                raise refusal(account_id, "RPM", limits.rpm, retry, project)
             if sum(counts.tokens.values()) + tokens > limits.tpm:
-                raise refusal(account_id, "TPM", limits.tpm, retry)
+                raise refusal(account_id, "TPM", limits.tpm, retry, project)
         if limits.tpd is not None and sum(counts.hourly.values()) + tokens > limits.tpd:
-            raise refusal(account_id, "TPD", limits.tpd, HOUR)
+            raise refusal(account_id, "TPD", limits.tpd, HOUR, project)
         counts.in_flight[request_id] = now
         counts.requests[second] = counts.requests.get(second, 0) + 1
         counts.tokens[second] = counts.tokens.get(second, 0) + tokens
@@ -204,7 +221,12 @@ class RedisLimiter:
         return [f"{base}:in_flight", f"{base}:requests", f"{base}:tokens", f"{base}:hourly"]
 
     async def admit(
-        self, account_id: str, limits: Limits, request_id: str, tokens: int
+        self,
+        account_id: str,
+        limits: Limits,
+        request_id: str,
+        tokens: int,
+        project: str | None = None,
     ) -> Admitted:
         tpd = -1 if limits.tpd is None else limits.tpd
         args: list[str | int | float] = [
@@ -219,7 +241,8 @@ class RedisLimiter:
         result = await self._admit(keys=self._keys(account_id), args=args)
         if int(result[0]) == 1:
             what = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
-            raise refusal(account_id, what, int(result[2]), math.ceil(float(result[3])))
+            retry_after = math.ceil(float(result[3]))
+            raise refusal(account_id, what, int(result[2]), retry_after, project)
         return Admitted(request_id, int(result[1]), int(result[2]), tokens)
 
     async def finish(self, account_id: str, admitted: Admitted, tokens: int) -> None:

@@ -1,7 +1,8 @@
 """Admission (balance and rate limits) before a request; the charge after it.
 
 Admission touches no database: balances and limits come from the account
-cache and the counts from the rate limiter (``billing.limiter``). The charge,
+cache, a project's own limits with its caller (``billing.project_limits``),
+and the counts from the rate limiter (``billing.limiter``). The charge,
 its ledger entry and the usage record commit in one transaction, with the
 account rows locked (PostgreSQL ``FOR UPDATE``; SQLite serialises writers)
 and changed in place, so money and usage always agree and concurrent
@@ -41,6 +42,7 @@ from sqlalchemy.engine import Connection
 from moonbase import bounds
 from moonbase.auth.actor import SYSTEM, Actor
 from moonbase.auth.caller import KeyOwner
+from moonbase.billing import project_limits
 from moonbase.billing.account_cache import AccountCache
 from moonbase.billing.budgets import ProjectBudgets
 from moonbase.billing.dead_letters import DeadLetters
@@ -82,6 +84,7 @@ class Ticket:
     admitted: Admitted | None = None  # its place in the rate-limit counts
     reserved: int = 0  # micro-yuan held against the balance until it settles
     closed: bool = False
+    project_admitted: Admitted | None = None  # its place in its project's counts, if limited
 
 
 def _suspended(account_id: str) -> QuotaExceededError:
@@ -140,17 +143,45 @@ class BillingService:
         project = caller.project_id if self._settings.charging else None
         if project is not None and not await self.budgets.check(project):
             project = None  # no budget: nothing to hold for it
-        admitted = None
+        admitted = project_admitted = None
         if self._settings.rate_limits:
-            admitted = await self._limiter.admit(
-                account_id, state.limits, request_id, estimated_tokens
-            )
+            # The project's limits first: a project refused by its own limits
+            # then takes no place in its organisation's counts (its other
+            # projects' share). One the organisation refuses gives its place back.
+            project_admitted = await self._admit_project(caller, request_id, estimated_tokens)
+            try:
+                admitted = await self._limiter.admit(
+                    account_id, state.limits, request_id, estimated_tokens
+                )
+            except BaseException:
+                if project_admitted is not None and caller.project_id is not None:
+                    key = project_limits.counting_key(caller.project_id)
+                    await self._limiter.finish(key, project_admitted, 0)
+                raise
         reserved = max_cost_micro if self._settings.charging else 0
         if reserved:
             self._pending[account_id] = self._pending.get(account_id, 0) + reserved
             if project is not None:
                 self.budgets.hold(project, reserved)
-        return Ticket(request_id, caller, time.monotonic(), admitted, reserved)
+        return Ticket(
+            request_id, caller, time.monotonic(), admitted, reserved,
+            project_admitted=project_admitted,
+        )  # fmt: skip
+
+    async def _admit_project(
+        self, caller: KeyOwner, request_id: str, tokens: int
+    ) -> Admitted | None:
+        """A place in the caller's project's own rate-limit counts (None: unlimited)."""
+        limits = caller.project.limits
+        if caller.project_id is None or not limits.any:
+            return None
+        return await self._limiter.admit(
+            project_limits.counting_key(caller.project_id),
+            project_limits.as_limiter_limits(limits),
+            request_id,
+            tokens,
+            project=caller.project.name or caller.project_id,
+        )
 
     async def check_funds(self, account_id: str) -> None:
         """QuotaExceededError if admission would refuse the account for money
@@ -392,8 +423,13 @@ class BillingService:
         self._unreserve(ticket)
 
     async def _finish(self, ticket: Ticket, tokens: int) -> None:
-        if ticket.admitted is not None and not ticket.closed:
+        if ticket.closed:
+            return
+        if ticket.admitted is not None:
             await self._limiter.finish(ticket.caller.account_id, ticket.admitted, tokens)
+        if ticket.project_admitted is not None and ticket.caller.project_id is not None:
+            key = project_limits.counting_key(ticket.caller.project_id)
+            await self._limiter.finish(key, ticket.project_admitted, tokens)
 
     async def close(self) -> None:
         """Commit what is queued (for at most ``shutdown_flush_s``), then let go of

@@ -126,6 +126,7 @@ class MediaResolver:
         self,
         references: list[MediaReference],
         account_id: str,
+        project_id: str | None,
         model: ServedModel,
         capable_models: dict[str, list[str]],
     ) -> dict[MediaKey, MediaInput]:
@@ -135,20 +136,23 @@ class MediaResolver:
                 f"and videos, got {len(references)}",
                 param="messages",
             )
-        checked = [await self._check(reference, account_id) for reference in references]
+        checked = [await self._check(reference, account_id, project_id) for reference in references]
         for reference in references:
             _check_model_reads(model, reference, capable_models.get(reference.kind, []))
         loaded = await asyncio.gather(*(self._load(item) for item in checked))
         return {item.reference.key: media for item, media in zip(checked, loaded, strict=True)}
 
-    async def _check(self, reference: MediaReference, account_id: str) -> _Checked:
+    async def _check(
+        self, reference: MediaReference, account_id: str, project_id: str | None
+    ) -> _Checked:
         url, where, kind = reference.url, reference.where, reference.kind
         scheme = url.split(":", 1)[0].lower()
         if scheme == "data":
             return _Checked(reference, data=self._data_url(reference))
         if scheme == "ms":
             file_id = url.removeprefix("ms://")
-            stored = await self.files.get(account_id, file_id)
+            # Only the caller's project's files: another project's is not found.
+            stored = await self.files.get(account_id, file_id, project_id=project_id)
             if stored.purpose != kind or stored.status != "ready":
                 raise BadRequestError(
                     f"{where}: file {file_id} was uploaded with purpose {stored.purpose!r}; "

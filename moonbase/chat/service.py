@@ -97,7 +97,7 @@ class ChatService:
         server a parse and nothing more. Sized by a character estimate of the
         prompt; the rate-limit counts take the real size when it settles."""
         model = self._registry.get(request.model)
-        caller.policy.check_model(model.id)
+        caller.check_model(model.id)
         prompt = estimate_message_tokens(request)
         n = request.n or 1
         asked = request.max_completion_tokens or request.max_tokens
@@ -112,7 +112,7 @@ class ChatService:
     ) -> Ticket:
         """Admission of a token count: a request in the RPM and concurrency
         counts, holding no money (it is not charged)."""
-        caller.policy.check_model(self._registry.get(model_id).id)
+        caller.check_model(self._registry.get(model_id).id)
         return await self._billing.admit(caller, request_id, 0)
 
     async def start(
@@ -122,7 +122,9 @@ class ChatService:
         Refused after admission, its place is given back."""
         ticket = await self.admit(request, request_id, caller)
         try:
-            chat = await self.prepare(request, request_id, caller.account_id)
+            chat = await self.prepare(
+                request, request_id, caller.account_id, project_id=caller.project_id
+            )
             self.reserve(ticket, chat)
         except BaseException:
             await self.release(ticket)
@@ -142,27 +144,35 @@ class ChatService:
         await self._billing.release(ticket)
 
     async def count_prompt_tokens(
-        self, model_id: str, messages: list[Message], account_id: str
+        self, model_id: str, messages: list[Message], account_id: str, project_id: str | None
     ) -> int:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
         tools = offered_in_messages(messages)  # a system message's tools count too
-        media = await self._media_of(messages, model, account_id)
+        media = await self._media_of(messages, model, account_id, project_id)
         return await self._registry.backend(model).count_tokens(messages, model, media, tools)
 
     async def count_request_tokens(
-        self, request: ChatCompletionRequest, request_id: str, account_id: str
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        account_id: str,
+        project_id: str | None,
     ) -> int:
         """Prompt tokens a completion of ``request`` would bill: the same checks
         and the same prompt, its request-level tools included."""
         model = self._registry.get(request.model)
         plan = _plan(request, request_id, model)
-        media = await self._media_of(request.messages, model, account_id)
+        media = await self._media_of(request.messages, model, account_id, project_id)
         backend = self._registry.backend(model)
         return await backend.count_tokens(request.messages, model, media, plan.tools)
 
     async def _media_of(
-        self, messages: list[Message], model: ServedModel, account_id: str
+        self,
+        messages: list[Message],
+        model: ServedModel,
+        account_id: str,
+        project_id: str | None,
     ) -> Media:
         references = find_media(messages)
         if not references:
@@ -171,14 +181,20 @@ class ChatService:
             "image": [m.id for m in self._registry.all() if m.supports_image_in],
             "video": [m.id for m in self._registry.all() if m.supports_video_in],
         }
-        return await self._media.resolve(references, account_id, model, capable)
+        return await self._media.resolve(references, account_id, project_id, model, capable)
 
     async def prepare(
-        self, request: ChatCompletionRequest, request_id: str, account_id: str
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        account_id: str,
+        *,
+        project_id: str | None,
     ) -> PreparedChat:
+        """``project_id``: whose files ``ms://`` media may name (the caller's project)."""
         model = self._registry.get(request.model)
         plan = _plan(request, request_id, model)
-        media = await self._media_of(request.messages, model, account_id)
+        media = await self._media_of(request.messages, model, account_id, project_id)
         backend = self._registry.backend(model)
         prompt = await backend.measure(plan, model, media)
         if model.id == AUTO_MODEL_ID:

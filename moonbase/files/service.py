@@ -1,5 +1,10 @@
 """The /v1/files semantics: limits, inspection, storage, ownership.
 
+A file belongs to the project of the key that uploaded it (batch results: the
+batch's project): every method takes the caller's ``project_id`` and another
+project of the same account gets the same 404 as another account. Quotas
+stay the account's, shared by its projects.
+
 An upload is spooled, inspected in a child process, put in the blob store,
 and only then recorded, in a transaction that also enforces the account's
 file count and byte quota (the account row is locked, so two concurrent
@@ -26,6 +31,7 @@ from moonbase.settings import FilesSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import files as file_rows
 from moonbase.store.repositories.ledger import lock_account
+from moonbase.store.repositories.projects import owning
 from moonbase.store.tables import StoredFile
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,12 @@ class FileService:
             return await inspect_upload(purpose, path, filename, self.settings)
 
     async def upload(
-        self, account_id: str, body: AsyncIterator[bytes], content_type: str
+        self,
+        account_id: str,
+        body: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        project_id: str | None,
     ) -> FileObject:
         limit = self.settings.max_file_bytes
         try:
@@ -77,11 +88,13 @@ class FileService:
                 code="file_too_large",
             ) from None
         try:
-            return file_object(await self._store(account_id, received))
+            return file_object(await self._store(account_id, project_id, received))
         finally:
             received.path.unlink(missing_ok=True)
 
-    async def _store(self, account_id: str, received: uploads.ReceivedUpload) -> StoredFile:
+    async def _store(
+        self, account_id: str, project_id: str | None, received: uploads.ReceivedUpload
+    ) -> StoredFile:
         purpose = received.fields.get("purpose", "")
         if purpose not in UPLOAD_PURPOSES:
             raise BadRequestError(
@@ -110,6 +123,7 @@ class FileService:
         stored = StoredFile(
             id=file_id,
             account_id=account_id,
+            project_id=owning(account_id, project_id),
             filename=received.filename,
             purpose=purpose,
             bytes=received.size,
@@ -137,7 +151,14 @@ class FileService:
         return stored
 
     async def store_generated(
-        self, account_id: str, filename: str, source: Path, size: int, sha256: str
+        self,
+        account_id: str,
+        filename: str,
+        source: Path,
+        size: int,
+        sha256: str,
+        *,
+        project_id: str | None,
     ) -> StoredFile:
         """Keep a file moonbase wrote for the account (batch results, purpose
         batch_output; its writer knows its size and digest). Not held to the
@@ -146,6 +167,7 @@ class FileService:
         stored = StoredFile(
             id=file_id,
             account_id=account_id,
+            project_id=owning(account_id, project_id),
             filename=filename,
             purpose="batch_output",
             bytes=size,
@@ -183,37 +205,49 @@ class FileService:
                 code="file_storage_exceeded",
             )
 
-    async def get(self, account_id: str, file_id: str) -> StoredFile:
+    async def get(self, account_id: str, file_id: str, *, project_id: str | None) -> StoredFile:
         if bounds.ID.check(file_id, "file_id") is not None:  # no file has such an id
             raise NotFoundError(f"File not found: {file_id[:100]!r}", param="file_id")
         async with self.db.read() as session:
-            stored = await file_rows.get(session, account_id, file_id)
+            stored = await file_rows.get(session, account_id, file_id, project_id)
         if stored is None:
             raise NotFoundError(f"File not found: {file_id}", param="file_id")
         return stored
 
-    async def describe(self, account_id: str, file_id: str) -> FileObject:
-        return file_object(await self.get(account_id, file_id))
+    async def describe(
+        self, account_id: str, file_id: str, *, project_id: str | None
+    ) -> FileObject:
+        return file_object(await self.get(account_id, file_id, project_id=project_id))
 
     async def list(
-        self, account_id: str, *, purpose: str | None, limit: int, after: str | None
+        self,
+        account_id: str,
+        *,
+        project_id: str | None,
+        purpose: str | None,
+        limit: int,
+        after: str | None,
     ) -> tuple[list[FileObject], bool]:
         """One page, newest first, and whether more follow."""
         async with self.db.read() as session:
             rows = await file_rows.page(
-                session, account_id, purpose=purpose, limit=limit + 1, after=after
+                session, account_id, project_id, purpose=purpose, limit=limit + 1, after=after
             )
         return [file_object(row) for row in rows[:limit]], len(rows) > limit
 
-    async def delete(self, account_id: str, file_id: str) -> None:
+    async def delete(self, account_id: str, file_id: str, *, project_id: str | None) -> None:
+        if bounds.ID.check(file_id, "file_id") is not None:  # no file has such an id
+            raise NotFoundError(f"File not found: {file_id[:100]!r}", param="file_id")
         async with self.db.transaction() as session:
-            stored = await file_rows.remove(session, account_id, file_id)
+            stored = await file_rows.remove(session, account_id, file_id, project_id)
         if stored is None:
             raise NotFoundError(f"File not found: {file_id}", param="file_id")
         await self._drop_blobs(stored)
 
-    async def content(self, account_id: str, file_id: str) -> FileContent:
-        stored = await self.get(account_id, file_id)
+    async def content(
+        self, account_id: str, file_id: str, *, project_id: str | None
+    ) -> FileContent:
+        stored = await self.get(account_id, file_id, project_id=project_id)
         if stored.purpose == "file-extract":
             if stored.status != "ready" or stored.extract_key is None:
                 raise BadRequestError(

@@ -51,6 +51,25 @@ class ProjectOut(WireModel):
     name: str
     daily_budget: float | None
     monthly_budget: float | None
+    allowed_models: list[str] | None = None  # None: any model
+    # concurrency, rpm, tpm, tpd; None: only the organisation's
+    limits: dict[str, int | None] = Field(default_factory=dict)
+
+
+class ProjectModels(StrictWireModel):
+    """The models a project's keys may use; null: any model."""
+
+    allowed_models: list[Annotated[str, bounds.MODEL]] | None
+
+
+class ProjectLimitsUpdate(StrictWireModel):
+    """A project's own rate limits; left out (or null): only the organisation's.
+    Each must be no higher than the organisation's current limit."""
+
+    concurrency: StrictInt | None = Field(None, ge=1, le=bounds.MAX_REQUEST_LIMIT)
+    rpm: StrictInt | None = Field(None, ge=1, le=bounds.MAX_REQUEST_LIMIT)
+    tpm: StrictInt | None = Field(None, ge=1, le=bounds.MAX_TOKEN_LIMIT)
+    tpd: StrictInt | None = Field(None, ge=1, le=bounds.MAX_TOKEN_LIMIT)
 
 
 class KeyRotate(StrictWireModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from moonbase.schemas.base import WireModel
 
 
@@ -18,6 +20,10 @@ class ProjectLimits(WireModel):
     tier: int
     limits: dict[str, int | None]  # concurrency, rpm, tpm, tpd (None: no limit)
     budgets: ProjectBudgetsOut | None
+    # The project's own: the models its keys may use (None: any) and its rate
+    # limits on top of the organisation's (None: only the organisation's).
+    allowed_models: list[str] | None = None
+    project_limits: dict[str, int | None] = Field(default_factory=dict)
 
 
 class ProjectUsageRow(WireModel):

@@ -61,6 +61,13 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     daily_budget_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     monthly_budget_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # What its keys may use (auth/project_policy.py): a JSON list of model ids
+    # (NULL: any), and rate limits on top of the organisation's (NULL: none).
+    allowed_models: Mapped[str | None] = mapped_column(Text, nullable=True)
+    limit_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    limit_tpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    limit_tpd: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKey(Base):
@@ -186,6 +193,9 @@ class StoredFile(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The project of the key that uploaded it (batch results: the batch's);
+    # only that project's keys see it. NULL: the account's default project.
+    project_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
 
 
 class Batch(Base):
@@ -221,6 +231,9 @@ class Batch(Base):
     # a crashed worker's claim lapses and another takes the batch over.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The project of the key that created it; only that project's keys see it.
+    # NULL: the account's default project.
+    project_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
 
 
 class BatchLine(Base):

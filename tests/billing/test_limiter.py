@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from moonbase.auth.project_policy import ProjectLimits
 from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
+from moonbase.billing.project_limits import as_limiter_limits, counting_key
 from moonbase.billing.tiers import Limits
 from moonbase.errors import RateLimitError
 
@@ -82,3 +84,17 @@ async def test_two_gateways_share_redis_counts():
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_projects_counts_are_its_own_and_its_refusals_name_it(limiter: RateLimiter):
+    project = as_limiter_limits(ProjectLimits(rpm=2))
+    key = counting_key("proj-lab")
+    for index in range(2):
+        await limiter.admit(key, project, f"p{index}", 10, project="lab")
+    with pytest.raises(RateLimitError) as refused:
+        await limiter.admit(key, project, "p3", 10, project="lab")
+    assert refused.value.code == "project_rpm_limit"
+    assert refused.value.message.startswith("Your project lab request reached max RPM: 2")
+    # the limits it leaves unset are never reached; the account's counts are apart
+    await limiter.admit(counting_key("proj-other"), project, "p4", 10**12, project="other")
+    await limiter.admit("proj-lab", limits(rpm=1), "a1", 10)

@@ -1,6 +1,7 @@
 """An API key's lifecycle against a real ``moonbase serve``, driven by the
 openai SDK: expiry, IP and model allowlists, disabling, rotation with a grace
-period. Keys are made and changed with the CLI while the server runs, as an
+period; a project's budget and model allowlist, and its files unseen by
+another project. Keys are made and changed with the CLI while the server runs, as an
 operator would; a change reaches the server within its key cache's TTL
 (``billing.state_refresh_s``, 1 s)."""
 
@@ -137,3 +138,39 @@ def test_a_projects_daily_budget_refuses_once_spent(server: RunningServer):
     assert "tight" in cli(server, "projects", "list")
     cli(server, "projects", "budget", "tight", "--daily-budget", "100")
     assert eventually(lambda: not refused(server, secret, openai.RateLimitError))
+
+
+def test_a_projects_model_allowlist_refuses_other_models(server: RunningServer):
+    cli(server, "projects", "create", "narrow")
+    secret, _ = new_key(server, "--project", "narrow")  # the key itself allows any model
+    assert ask(server, secret)  # cached by the server now, with its project's policy
+    cli(server, "projects", "models", "narrow", "--allow", MODEL)
+
+    def refused_other() -> bool:
+        try:
+            ask(server, secret, "kimi-k2-turbo-preview")
+        except openai.PermissionDeniedError:
+            return True
+        return False
+
+    assert eventually(refused_other)  # within the key cache's TTL
+    with pytest.raises(openai.PermissionDeniedError) as blocked:
+        ask(server, secret, "kimi-k2-turbo-preview")
+    assert blocked.value.code == "model_not_allowed"
+    assert "project narrow" in blocked.value.message and MODEL in blocked.value.message
+    assert ask(server, secret, MODEL)
+
+
+def test_a_file_of_one_project_is_invisible_from_another(server: RunningServer):
+    cli(server, "projects", "create", "files-a")
+    cli(server, "projects", "create", "files-b")
+    mine = openai_client(f"{server.base_url}/v1", new_key(server, "--project", "files-a")[0])
+    theirs = openai_client(f"{server.base_url}/v1", new_key(server, "--project", "files-b")[0])
+    uploaded = mine.files.create(file=("notes.txt", b"project notes"), purpose="file-extract")
+    assert mine.files.retrieve(uploaded.id).id == uploaded.id
+    assert uploaded.id in [f.id for f in mine.files.list()]
+    assert uploaded.id not in [f.id for f in theirs.files.list()]
+    for look in (theirs.files.retrieve, theirs.files.content, theirs.files.delete):
+        with pytest.raises(openai.NotFoundError):
+            look(uploaded.id)
+    assert mine.files.content(uploaded.id).read()  # still there for its own project

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from moonbase import admin
 from moonbase.app import create_app
 from moonbase.chat.media import image_tokens, video_tokens
 from moonbase.engines.base import MediaInput
@@ -234,6 +235,25 @@ async def test_ms_file_of_the_caller_is_used_and_of_another_account_is_404(
     assert refused.json()["error"]["type"] == "resource_not_found_error"
     missing = await client.chat([image_part("ms://file-doesnotexist"), TEXT])
     assert missing.status_code == 404
+
+
+async def test_ms_file_of_another_project_is_404(client: MediaClient, tmp_path: Path) -> None:
+    """A file is its project's: another project of the same account cannot
+    name it in a message either."""
+    db = Database(Settings(data_dir=tmp_path).resolved_database_url)
+    try:
+        await admin.create_project(db, "alice", "lab")
+        issued = await admin.create_key(db, "alice", project="lab")
+        lab = {"Authorization": f"Bearer {issued.secret}"}
+    finally:
+        await db.dispose()
+    mine = await client.upload(documents.png(56, 56), "image", "me.png")
+    refused = await client.chat([image_part(f"ms://{mine}"), TEXT], who=lab)
+    assert refused.status_code == 404
+    assert refused.json()["error"]["type"] == "resource_not_found_error"
+    theirs = await client.upload(documents.png(56, 56), "image", "lab.png", who=lab)
+    assert (await client.chat([image_part(f"ms://{theirs}"), TEXT], who=lab)).status_code == 200
+    assert (await client.chat([image_part(f"ms://{theirs}"), TEXT])).status_code == 404
 
 
 async def test_ms_file_must_have_the_matching_purpose(client: MediaClient) -> None:

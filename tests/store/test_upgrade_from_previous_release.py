@@ -1,8 +1,9 @@
 """A database written by the previous release (schema 0005: accounts with
 money, keys, usage, files, batches) upgrades to this one on SQLite and
 PostgreSQL with nothing lost: every account becomes an organisation with a
-``default`` project holding its keys and its usage, balances, files and
-batches are as they were, and the keys still authenticate."""
+``default`` project holding its keys, its usage, its files and its batches,
+balances are as they were, and the keys still authenticate and find their
+files and batches."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Connection
 
 from moonbase.store.database import MIGRATIONS, Database
 from moonbase.store.repositories import api_keys
+from moonbase.store.repositories import batches as batch_rows
+from moonbase.store.repositories import files as file_rows
 from moonbase.store.repositories.api_keys import hash_key
 from moonbase.store.tables import Account, ApiKey, Batch, Project, StoredFile, UsageRecord
 from tests.conftest import BOTH_DATABASES, empty_database
@@ -83,6 +86,8 @@ STATEMENTS = [
         "expires_at) VALUES (:b, :a, :k, '/v1/chat/completions', 'file-1', '24h', "
         "'in_progress', '{}', 10, 4, 1, :t, :t2)",
         [{"b": "batch-1", "a": "acct-aaa", "k": "key-1", "t": time.time(),
+          "t2": time.time() + 86400},
+         {"b": "batch-2", "a": "acct-bbb", "k": None, "t": time.time(),
           "t2": time.time() + 86400}],
     ),
 ]  # fmt: skip
@@ -117,9 +122,57 @@ async def test_the_previous_releases_data_upgrades_intact(old_database: Database
         assert records["req-3"].project_id is None  # no key, no project
         stored = await session.get(StoredFile, "file-1")
         assert stored is not None and stored.bytes == 2048 and stored.blob_key == "ab/cd"
+        # Files and batches land in their account's default project (a batch: its key's).
+        assert (stored.account_id, stored.project_id) == ("acct-aaa", projects["acct-aaa"].id)
         batch = await session.get(Batch, "batch-1")
         assert batch is not None and (batch.total, batch.completed, batch.failed) == (10, 4, 1)
+        assert (batch.account_id, batch.project_id) == ("acct-aaa", projects["acct-aaa"].id)
+        keyless = await session.get(Batch, "batch-2")
+        assert keyless is not None and keyless.project_id == projects["acct-bbb"].id
+        for project in projects.values():
+            assert project.allowed_models is None and project.limit_rpm is None
         owner = await api_keys.authenticate(session, SECRET)
-    assert owner is not None and owner.key_id == "key-1"
+        assert owner is not None
+        # ... where the account's keys still find them, and no other project does.
+        assert await file_rows.get(session, "acct-aaa", "file-1", owner.project_id) is not None
+        assert await batch_rows.get(session, "acct-aaa", "batch-1", owner.project_id) is not None
+        assert await file_rows.get(session, "acct-aaa", "file-1", "proj-elsewhere") is None
+        assert await file_rows.get(session, "acct-bbb", "file-1", projects["acct-bbb"].id) is None
+    assert owner.key_id == "key-1"
     assert owner.project_id == projects["acct-aaa"].id
     assert owner.policy.expires_at is None and owner.policy.models is None
+    assert owner.project.models is None and not owner.project.limits.any
+
+
+async def test_batches_of_a_projects_key_move_into_that_project(old_database: Database):
+    """Data written since projects (0008): a batch goes to its key's project, a file
+    (which names no key) to the default one; the projects get no allowlist or limits."""
+    db = old_database
+    async with db.engine.begin() as connection:
+        await connection.run_sync(upgrade_to, "0009")
+        for statement, rows in STATEMENTS[:2]:
+            for row in rows:
+                await connection.execute(text(statement), {"now": NOW, **row})
+        for project, account, name in [
+            ("proj-aaa", "acct-aaa", "default"),
+            ("proj-bbb", "acct-bbb", "default"),
+            ("proj-team", "acct-aaa", "team"),
+        ]:
+            await connection.execute(
+                text(
+                    "INSERT INTO projects (id, account_id, name, created_at) "
+                    "VALUES (:p, :a, :name, :now)"
+                ),
+                {"p": project, "a": account, "name": name, "now": NOW},
+            )
+        await connection.execute(text("UPDATE api_keys SET project_id = 'proj-team' "
+                                      "WHERE id = 'key-1'"))  # fmt: skip
+        for statement, rows in STATEMENTS[3:]:
+            for row in rows:
+                await connection.execute(text(statement), {"now": NOW, **row})
+    await db.migrate()
+    async with db.read() as session:
+        batch = await session.get(Batch, "batch-1")
+        stored = await session.get(StoredFile, "file-1")
+        assert batch is not None and batch.project_id == "proj-team"
+        assert stored is not None and stored.project_id == "proj-aaa"  # the default project

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.auth.caller import KeyOwner
 from moonbase.auth.key_policy import encode_list, policy_of
+from moonbase.store.repositories import projects
 from moonbase.store.repositories.projects import default_project_id
-from moonbase.store.tables import Account, ApiKey, utcnow
+from moonbase.store.tables import Account, ApiKey, Project, utcnow
 
 KEY_PREFIX = "sk-"
 KEY_RANDOM_CHARS = 48
@@ -86,20 +87,27 @@ async def authenticate(session: AsyncSession, secret: str) -> KeyOwner | None:
     disabled or expired key is returned (its policy refuses it, saying why);
     a revoked key, or a rotated key's old secret past its grace, is not."""
     digest = hash_key(secret)
-    key = await session.scalar(
-        select(ApiKey).where(
-            or_(ApiKey.key_hash == digest, ApiKey.previous_hash == digest),
-            ApiKey.revoked_at.is_(None),
+    # The key's project comes in the same query: its allowlist and rate limits
+    # are cached with the key (auth/project_policy.py).
+    found = (
+        await session.execute(
+            select(ApiKey, Project)
+            .outerjoin(Project, Project.id == ApiKey.project_id)
+            .where(
+                or_(ApiKey.key_hash == digest, ApiKey.previous_hash == digest),
+                ApiKey.revoked_at.is_(None),
+            )
         )
-    )
-    if key is None:
+    ).first()
+    if found is None:
         return None
+    key, project = found
     policy = policy_of(key.expires_at, key.disabled_at, key.allowed_ips, key.allowed_models)
     if key.key_hash != digest:  # the old secret of a rotated key: until its grace ends
         grace_end = policy_of(key.previous_valid_until, None, None, None).expires_at
         if policy.expires_at is None or (grace_end and grace_end < policy.expires_at):
             policy = replace(policy, expires_at=grace_end)
-    return KeyOwner(key.id, key.account_id, policy, key.project_id)
+    return KeyOwner(key.id, key.account_id, policy, key.project_id, projects.policy(project))
 
 
 async def get(session: AsyncSession, key_id: str) -> ApiKey | None:

@@ -1,4 +1,6 @@
-"""Batches and their lines, always looked up within one account (or claimed by a worker)."""
+"""Batches and their lines, always looked up within one project of one account
+(or claimed by a worker). A batch without a project (written by a gateway of
+the previous release) belongs to the account's default project, as for files."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.store.repositories.projects import default_project_id, owning
 from moonbase.store.tables import Batch, BatchLine
 
 # States a worker still has work in.
@@ -23,9 +26,20 @@ def new_batch_id() -> str:
     return f"batch-{time.time_ns():016x}{secrets.token_hex(6)}"
 
 
-async def get(session: AsyncSession, account_id: str, batch_id: str) -> Batch | None:
+def visible(account_id: str, project_id: str | None) -> ColumnElement[bool]:
+    """The batches of ``project_id`` (None: the account's default project)."""
+    project = owning(account_id, project_id)
+    mine = Batch.project_id == project
+    if project == default_project_id(account_id):
+        mine = mine | Batch.project_id.is_(None)
+    return (Batch.account_id == account_id) & mine
+
+
+async def get(
+    session: AsyncSession, account_id: str, batch_id: str, project_id: str | None
+) -> Batch | None:
     return await session.scalar(
-        select(Batch).where(Batch.id == batch_id, Batch.account_id == account_id)
+        select(Batch).where(Batch.id == batch_id, visible(account_id, project_id))
     )
 
 
@@ -33,13 +47,27 @@ async def lock(session: AsyncSession, batch_id: str) -> Batch | None:
     return await session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
 
 
+async def lock_visible(
+    session: AsyncSession, account_id: str, batch_id: str, project_id: str | None
+) -> Batch | None:
+    """Lock the batch if the caller's project may see it."""
+    return await session.scalar(
+        select(Batch).where(Batch.id == batch_id, visible(account_id, project_id)).with_for_update()
+    )
+
+
 async def page(
-    session: AsyncSession, account_id: str, *, limit: int, after: str | None
+    session: AsyncSession,
+    account_id: str,
+    project_id: str | None,
+    *,
+    limit: int,
+    after: str | None,
 ) -> list[Batch]:
     """Newest first; ``after`` is the last id of the previous page."""
-    query = select(Batch).where(Batch.account_id == account_id)
+    query = select(Batch).where(visible(account_id, project_id))
     if after is not None:
-        anchor = await get(session, account_id, after)
+        anchor = await get(session, account_id, after, project_id)
         if anchor is not None:
             query = query.where(
                 (Batch.created_at < anchor.created_at)

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.auth.key_policy import decode_list
+from moonbase.auth.project_policy import ANY_PROJECT, ProjectLimits, ProjectPolicy
 from moonbase.store.tables import Project, UsageRecord
 
 DEFAULT_PROJECT = "default"
@@ -15,6 +17,30 @@ DEFAULT_PROJECT = "default"
 def default_project_id(account_id: str) -> str:
     """The default project's id: the account id's random part (as migration 0008 made them)."""
     return "proj-" + account_id.removeprefix("acct-")
+
+
+def owning(account_id: str, project_id: str | None) -> str:
+    """The project a caller's files and batches belong to: its key's, or the
+    account's default project for a caller that names none (as NULL does in
+    the files and batches tables)."""
+    return project_id or default_project_id(account_id)
+
+
+def policy(project: Project | None) -> ProjectPolicy:
+    """What the keys of ``project`` may do, from its row (None: no limits)."""
+    if project is None:
+        return ANY_PROJECT
+    models = decode_list(project.allowed_models)
+    return ProjectPolicy(
+        name=project.name,
+        models=frozenset(models) if models is not None else None,
+        limits=ProjectLimits(
+            concurrency=project.limit_concurrency,
+            rpm=project.limit_rpm,
+            tpm=project.limit_tpm,
+            tpd=project.limit_tpd,
+        ),
+    )
 
 
 def new_default(account_id: str) -> Project:
