@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.store.repositories import usage_rollups
 from moonbase.store.tables import UsageRecord
 
 
@@ -68,32 +69,14 @@ async def summarize(
     until: datetime | None = None,
     project_id: str | None = None,
 ) -> list[UsageRow]:
-    """Usage totals per account, project, key, model or day (UTC), largest cost first."""
-    column = {
-        "account": UsageRecord.account_id,
-        "project": func.coalesce(UsageRecord.project_id, ""),
-        "key": func.coalesce(UsageRecord.api_key_id, ""),
-        "model": UsageRecord.model,
-        "day": func.date(UsageRecord.created_at),
-    }[group_by]
-    query = select(
-        column,
-        func.count(),
-        func.sum(UsageRecord.prompt_tokens),
-        func.sum(UsageRecord.cached_tokens),
-        func.sum(UsageRecord.completion_tokens),
-        func.sum(UsageRecord.cost_micro),
-    ).group_by(column)
-    if account_id is not None:
-        query = query.where(UsageRecord.account_id == account_id)
-    if project_id is not None:
-        query = query.where(UsageRecord.project_id == project_id)
-    if since is not None:
-        query = query.where(UsageRecord.created_at >= since)
-    if until is not None:
-        query = query.where(UsageRecord.created_at < until)
-    rows = [
-        UsageRow(str(g), int(n), int(p or 0), int(c or 0), int(o or 0), int(cost or 0))
-        for g, n, p, c, o, cost in await session.execute(query)
-    ]
+    """Usage totals per account, project, key, model or day (UTC), largest cost
+    first, read from the daily rollups.
+
+    Usage is kept per UTC day, so a range covers whole days: ``since`` counts
+    from the start of its day, and ``until`` (exclusive) up to the end of its
+    day unless it is midnight itself. A range inside one day is that day."""
+    first = usage_rollups.utc_day(since) if since is not None else None
+    end = usage_rollups.day_after(until) if until is not None else None
+    found = await usage_rollups.totals(session, group_by, account_id, first, end, project_id)
+    rows = [UsageRow(group, *sums) for group, sums in found]
     return sorted(rows, key=lambda row: (-row.cost_micro, row.group))
