@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.store.repositories import usage_rollups
@@ -42,6 +42,30 @@ async def recorded(session: AsyncSession, request_ids: list[str]) -> set[str]:
         select(UsageRecord.request_id).where(UsageRecord.request_id.in_(request_ids))
     )
     return set(found)
+
+
+async def prune_from(
+    session: AsyncSession, first: int | None, count: int, before: datetime
+) -> tuple[int, int | None]:
+    """Delete the records older than ``before`` among ids [start, start + count),
+    where start is the lowest id from ``first`` on (the lowest of all: None).
+    Returns how many went, and where the next range starts: None at the end
+    of the table, or once a range held nothing to delete (ids follow commit
+    order, so past there the records are younger)."""
+    lowest = select(func.min(UsageRecord.id))
+    if first is not None:
+        lowest = lowest.where(UsageRecord.id >= first)
+    start = await session.scalar(lowest)
+    if start is None:
+        return 0, None
+    in_range = (UsageRecord.id >= start, UsageRecord.id < start + count)
+    result = await session.execute(
+        delete(UsageRecord)
+        .where(*in_range, UsageRecord.created_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    deleted = int(getattr(result, "rowcount", 0) or 0)
+    return deleted, start + count if deleted else None
 
 
 async def by_request_id(session: AsyncSession, request_id: str) -> UsageRecord | None:
