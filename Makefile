@@ -32,7 +32,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLAUDE_CODE_PACKAGE := @anthropic-ai/claude-code@2.1.197
 CLAUDE_CODE := .cache/claude-code
 
-.PHONY: install install-dev serve test lint typecheck check bench clean
+.PHONY: install install-dev serve test lint typecheck check bench bench-usage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ check: lint typecheck test
 # llama.cpp source, ~7 minutes), side by side; see docs/benchmarks.md.
 bench: install-dev
 	$(BIN)/python bench/engine_bench.py $(BENCH_ARGS)
+
+# A 30-day usage query over 1,000,000 raw records, from the daily rollups and
+# from the raw records, on SQLite and PostgreSQL; see docs/benchmarks.md.
+bench-usage: install-dev
+	$(BIN)/python bench/usage_query_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

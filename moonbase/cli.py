@@ -18,7 +18,7 @@ from moonbase import admin, cli_people
 from moonbase.alerts import manage as alert_admin
 from moonbase.auth.actor import cli_actor
 from moonbase.auth.project_policy import ProjectLimits
-from moonbase.billing import dead_letters
+from moonbase.billing import dead_letters, usage_retention
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
@@ -47,6 +47,9 @@ app.add_typer(cli_people.users_app, name="users")
 app.add_typer(cli_people.orgs_app, name="orgs")
 batch_app = typer.Typer(help="Submit and follow batches.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
+# `moonbase usage` alone is the report, as it always was; `usage prune` deletes.
+usage_app = typer.Typer(help="Usage reports; pruning old raw usage records.")
+app.add_typer(usage_app, name="usage")
 
 
 @app.command()
@@ -579,15 +582,18 @@ def dead_letters_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> 
         typer.echo(json.dumps(letter, ensure_ascii=True))
 
 
-@app.command()
+@usage_app.callback(invoke_without_command=True)
 def usage(
-    by: Annotated[str, typer.Option(help="account, key, model or day")] = "model",
+    ctx: typer.Context,
+    by: Annotated[str, typer.Option(help="account, project, key, model or day")] = "model",
     account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a TOTAL row.")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Usage and cost totals, grouped."""
+    """Usage and cost totals, grouped (from the daily rollups: whole UTC days)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings(config, data_dir=data_dir)
 
     async def run(db: Database) -> list[UsageRow]:
@@ -604,6 +610,30 @@ def usage(
             f"cached={row.cached_tokens} completion={row.completion_tokens} "
             f"cost=¥{to_yuan(row.cost_micro):.6f}"
         )
+
+
+@usage_app.command("prune")
+def usage_prune(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(min=32, help="Default: the usage.raw_retention_days setting."),
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Delete raw usage records older than the retention now (the daily
+    rollups and the ledger are kept); serve and worker also do it every
+    usage.prune_interval_s."""
+    settings = load_settings(config, data_dir=data_dir)
+    days = older_than_days or settings.usage.raw_retention_days
+    if not days:
+        typer.echo("error: retention is off (usage.raw_retention_days = 0); "
+                   "give --older-than-days", err=True)  # fmt: skip
+        raise typer.Exit(1)
+    deleted = with_db(
+        settings, lambda db: usage_retention.prune(db, days, settings.usage.prune_chunk)
+    )
+    typer.echo(f"deleted {deleted} usage records older than {days} days")
 
 
 if __name__ == "__main__":

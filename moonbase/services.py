@@ -23,6 +23,7 @@ from moonbase.batches.service import BatchService
 from moonbase.batches.worker import BatchWorker
 from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
 from moonbase.billing.service import BillingService
+from moonbase.billing.usage_retention import prune_periodically
 from moonbase.chat.media import MediaResolver
 from moonbase.chat.service import ChatService
 from moonbase.engines.base import ChatEngine, Engine
@@ -156,10 +157,13 @@ async def running_services(
             asyncio.create_task(detector.run(), name="spend-alerts"),
             asyncio.create_task(sender.run(), name="webhook-sender"),
         ]
+    # Raw usage records past their retention go, every process pruning in
+    # chunks (several at once only find less to delete).
+    pruner = asyncio.create_task(prune_periodically(database, settings.usage), name="usage-prune")
     try:
         yield services
     finally:
-        for task in (running, recorder, *alert_tasks):
+        for task in (running, recorder, pruner, *alert_tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -157,6 +157,31 @@ class BillingSettings(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
 
 
+class UsageSettings(BaseModel):
+    """How long raw usage records (one per request) are kept."""
+
+    # Records older than this many days are deleted in the background; the
+    # daily rollups (every report, budget and the usage API read those) and
+    # the ledger are kept for ever, so what goes is per-request detail
+    # (latency, status, cache key). 400 days: more than a year of it, for
+    # disputes and year-on-year questions, and a table that stops growing.
+    # 0 keeps every record. Else at least 32: a month's raw records must stay
+    # for anything that reads the current month from them.
+    raw_retention_days: int = Field(default=400, ge=0)
+    # How often `moonbase serve` and `moonbase worker` prune, and how many
+    # records one transaction deletes at most (no long lock on PostgreSQL,
+    # no long write lock on SQLite).
+    prune_interval_s: float = Field(default=3600.0, gt=0)
+    prune_chunk: int = Field(default=5000, ge=1)
+
+    @field_validator("raw_retention_days")
+    @classmethod
+    def _a_month_at_least(cls, days: int) -> int:
+        if 0 < days < 32:
+            raise ValueError("usage.raw_retention_days: 0 (keep every record) or at least 32")
+        return days
+
+
 class S3Settings(BaseModel):
     """An S3-compatible bucket (AWS, MinIO, Ceph, R2...) for blobs when scaled out."""
 
@@ -312,6 +337,7 @@ class Settings(BaseSettings):
     anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
     users: UsersSettings = Field(default_factory=UsersSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
     # How often the time each API key was last used is written (all keys used
     # since, in one transaction): never a database write per request.
     key_last_used_interval_s: float = Field(30.0, gt=0)

@@ -2,8 +2,8 @@
 reached its budget is refused (429 ``exceeded_current_quota_error``).
 
 Like the balance, a budget is checked from memory. What a project has spent
-this UTC day and month is read from its usage records (one indexed range
-sum each) at most every ``refresh_s``; on top of that snapshot this process
+this UTC day and month is read from its daily usage rollups (one indexed
+range sum each) at most every ``refresh_s``; on top of that snapshot this process
 counts what its own requests in flight may still cost (each holds its
 maximum cost, as against the balance) and the charges it settled since just
 before the snapshot was read (those may not have committed in time to be in

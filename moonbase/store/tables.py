@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -395,3 +396,31 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class UsageDaily(Base):
+    """Usage per UTC day, organisation, project, key and model: the sums of the
+    usage records of that day, kept in the transaction that writes them
+    (``repositories/usage_rollups.py``). Reports, budgets and exports read these,
+    so they cost the days and groups asked for, not the requests; raw records
+    may be pruned (``usage.raw_retention_days``), these are kept.
+
+    A record without a project or key counts under "" here: a unique key over
+    NULLs would count each NULL apart (NULLs are distinct in unique
+    constraints on both databases), and the upsert needs one row per group.
+    The primary key is that group, account and day first: it is also the index
+    of an organisation's days."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (Index("ix_usage_daily_project_day", "project_id", "day"),)
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(bounds.MODEL.column(), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_micro: Mapped[int] = mapped_column(BigInteger, default=0)

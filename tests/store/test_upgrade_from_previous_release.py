@@ -23,7 +23,15 @@ from moonbase.store.repositories import api_keys
 from moonbase.store.repositories import batches as batch_rows
 from moonbase.store.repositories import files as file_rows
 from moonbase.store.repositories.api_keys import hash_key
-from moonbase.store.tables import Account, ApiKey, Batch, Project, StoredFile, UsageRecord
+from moonbase.store.tables import (
+    Account,
+    ApiKey,
+    Batch,
+    Project,
+    StoredFile,
+    UsageDaily,
+    UsageRecord,
+)
 from tests.conftest import BOTH_DATABASES, empty_database
 
 PREVIOUS_RELEASE = "0005"
@@ -120,6 +128,14 @@ async def test_the_previous_releases_data_upgrades_intact(old_database: Database
         assert records["req-1"].project_id == projects["acct-aaa"].id
         assert records["req-1"].cost_micro == 1234 and records["req-2"].cost_micro == 99
         assert records["req-3"].project_id is None  # no key, no project
+        # and the daily rollups (0009) hold them: no key or project is ""
+        daily = {(d.account_id, d.project_id, d.api_key_id): (d.day, d.requests, d.cost_micro)
+                 for d in await session.scalars(select(UsageDaily))}  # fmt: skip
+        assert daily == {
+            ("acct-aaa", projects["acct-aaa"].id, "key-1"): (NOW.date(), 1, 1234),
+            ("acct-bbb", projects["acct-bbb"].id, "key-2"): (NOW.date(), 1, 99),
+            ("acct-aaa", "", ""): (NOW.date(), 1, 5),
+        }
         stored = await session.get(StoredFile, "file-1")
         assert stored is not None and stored.bytes == 2048 and stored.blob_key == "ab/cd"
         # Files and batches land in their account's default project (a batch: its key's).

@@ -1,4 +1,5 @@
-"""The group commit's writes: the accounts locked, the debits, the usage records.
+"""The group commit's writes: the accounts locked, the debits, the usage
+records and their daily rollups.
 
 Core statements, built once (the charge is on every request's path; building
 them per group cost more than SQLite spends running them). Billing decides
@@ -14,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from moonbase.store.repositories import usage_rollups
 from moonbase.store.repositories.usage import GenerationUsage
 from moonbase.store.tables import Account, LedgerEntry, UsageRecord
 
@@ -75,7 +77,12 @@ def write(
     now: datetime,
 ) -> None:
     """The debits as ledger entries, ``accounts``' new balances, and every
-    charge's usage record, in the caller's transaction."""
+    charge's usage record and its day's rollup, in the caller's transaction.
+
+    Every usage record is written here and nowhere else (online charges, batch
+    lines, recovered journals), so the rollups see them all. The records go
+    in with a plain INSERT: a request id charged already fails the transaction,
+    rollup included, so nothing is counted twice."""
     entries = [
         {
             "account_id": charge.usage.account_id,
@@ -98,3 +105,4 @@ def write(
     if charges:
         records = [{**charge.usage.__dict__, "created_at": now} for charge in charges]
         connection.execute(_ADD_RECORDS, records)
+        usage_rollups.add(connection, (charge.usage for charge in charges), now)

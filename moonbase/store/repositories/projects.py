@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.auth.key_policy import decode_list
 from moonbase.auth.project_policy import ANY_PROJECT, ProjectLimits, ProjectPolicy
-from moonbase.store.tables import Project, UsageRecord
+from moonbase.store.repositories import usage_rollups
+from moonbase.store.tables import Project
 
 DEFAULT_PROJECT = "default"
 
@@ -69,10 +70,7 @@ async def of_account(session: AsyncSession, account_id: str) -> list[Project]:
 
 
 async def spent_since(session: AsyncSession, project_id: str, since: datetime) -> int:
-    """Micro-yuan the project's requests cost since ``since`` (committed charges)."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
-            UsageRecord.project_id == project_id, UsageRecord.created_at >= since
-        )
-    )
-    return int(total or 0)
+    """Micro-yuan the project's requests cost since ``since`` (committed
+    charges), from the daily rollups: whole UTC days, from ``since``'s own on
+    (budgets ask from a day's or a month's start)."""
+    return await usage_rollups.cost_since(session, project_id, usage_rollups.utc_day(since))

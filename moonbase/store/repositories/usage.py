@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moonbase.store.repositories import usage_rollups
 from moonbase.store.tables import UsageRecord
 
 
@@ -43,6 +44,30 @@ async def recorded(session: AsyncSession, request_ids: list[str]) -> set[str]:
     return set(found)
 
 
+async def prune_from(
+    session: AsyncSession, first: int | None, count: int, before: datetime
+) -> tuple[int, int | None]:
+    """Delete the records older than ``before`` among ids [start, start + count),
+    where start is the lowest id from ``first`` on (the lowest of all: None).
+    Returns how many went, and where the next range starts: None at the end
+    of the table, or once a range held nothing to delete (ids follow commit
+    order, so past there the records are younger)."""
+    lowest = select(func.min(UsageRecord.id))
+    if first is not None:
+        lowest = lowest.where(UsageRecord.id >= first)
+    start = await session.scalar(lowest)
+    if start is None:
+        return 0, None
+    in_range = (UsageRecord.id >= start, UsageRecord.id < start + count)
+    result = await session.execute(
+        delete(UsageRecord)
+        .where(*in_range, UsageRecord.created_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    deleted = int(getattr(result, "rowcount", 0) or 0)
+    return deleted, start + count if deleted else None
+
+
 async def by_request_id(session: AsyncSession, request_id: str) -> UsageRecord | None:
     return await session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
 
@@ -68,32 +93,14 @@ async def summarize(
     until: datetime | None = None,
     project_id: str | None = None,
 ) -> list[UsageRow]:
-    """Usage totals per account, project, key, model or day (UTC), largest cost first."""
-    column = {
-        "account": UsageRecord.account_id,
-        "project": func.coalesce(UsageRecord.project_id, ""),
-        "key": func.coalesce(UsageRecord.api_key_id, ""),
-        "model": UsageRecord.model,
-        "day": func.date(UsageRecord.created_at),
-    }[group_by]
-    query = select(
-        column,
-        func.count(),
-        func.sum(UsageRecord.prompt_tokens),
-        func.sum(UsageRecord.cached_tokens),
-        func.sum(UsageRecord.completion_tokens),
-        func.sum(UsageRecord.cost_micro),
-    ).group_by(column)
-    if account_id is not None:
-        query = query.where(UsageRecord.account_id == account_id)
-    if project_id is not None:
-        query = query.where(UsageRecord.project_id == project_id)
-    if since is not None:
-        query = query.where(UsageRecord.created_at >= since)
-    if until is not None:
-        query = query.where(UsageRecord.created_at < until)
-    rows = [
-        UsageRow(str(g), int(n), int(p or 0), int(c or 0), int(o or 0), int(cost or 0))
-        for g, n, p, c, o, cost in await session.execute(query)
-    ]
+    """Usage totals per account, project, key, model or day (UTC), largest cost
+    first, read from the daily rollups.
+
+    Usage is kept per UTC day, so a range covers whole days: ``since`` counts
+    from the start of its day, and ``until`` (exclusive) up to the end of its
+    day unless it is midnight itself. A range inside one day is that day."""
+    first = usage_rollups.utc_day(since) if since is not None else None
+    end = usage_rollups.day_after(until) if until is not None else None
+    found = await usage_rollups.totals(session, group_by, account_id, first, end, project_id)
+    rows = [UsageRow(group, *sums) for group, sums in found]
     return sorted(rows, key=lambda row: (-row.cost_micro, row.group))
