@@ -6,7 +6,7 @@ what each may do is decided in the service (auth/roles.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -14,6 +14,7 @@ from moonbase.api.bodies import json_body
 from moonbase.api.deps import OrganizationDep
 from moonbase.auth.roles import Principal
 from moonbase.errors import AuthenticationError
+from moonbase.organization import usage
 from moonbase.schemas import organization as wire
 
 
@@ -273,6 +274,30 @@ async def get_admin_key(p: PrincipalDep, service: OrganizationDep, key_id: str) 
 @router.delete("/admin_api_keys/{key_id}", response_model=wire.Deleted)
 async def delete_admin_key(p: PrincipalDep, service: OrganizationDep, key_id: str) -> wire.Deleted:
     return await service.delete_admin_key(p, key_id)
+
+
+# Usage and costs (by day, from the rollups) ----------------------------------------
+
+
+def _query_lists(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        params.setdefault(name, []).append(value)
+    return params
+
+
+@router.get("/usage/completions")
+async def usage_completions(
+    request: Request, p: PrincipalDep, service: OrganizationDep
+) -> dict[str, Any]:
+    query = usage.parse_query(_query_lists(request), usage.USAGE_GROUPS, max_limit=31)
+    return await service.usage(p, query, costs=False)
+
+
+@router.get("/costs")
+async def costs(request: Request, p: PrincipalDep, service: OrganizationDep) -> dict[str, Any]:
+    query = usage.parse_query(_query_lists(request), usage.COST_GROUPS, max_limit=180)
+    return await service.usage(p, query, costs=True)
 
 
 # Audit log ---------------------------------------------------------------------

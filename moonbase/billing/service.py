@@ -453,11 +453,17 @@ class BillingService:
         state = await self._accounts.get(account_id)
         return state.tier, state.limits
 
+    async def caught_up(self) -> None:
+        """Before a read of usage or balances: this process's queued charges
+        committed, waiting at most ``read_wait_s`` (a database that refuses
+        them must not hang the reader; it then reads without them)."""
+        await self.flushed(self._settings.read_wait_s)
+
     async def project_usage(
         self, project_id: str, group_by: str, since: datetime
     ) -> list[usage_repo.UsageRow]:
         """A project's usage since ``since`` (this process's charges committed first)."""
-        await self.flushed(self._settings.read_wait_s)
+        await self.caught_up()
         async with self._db.read() as session:
             return await usage_repo.summarize(session, group_by, since=since, project_id=project_id)
 
@@ -465,7 +471,7 @@ class BillingService:
         """The committed balances, once this process's queued charges commit
         (waiting at most ``read_wait_s``: a database that refuses them must not
         hang the caller; the balance is then read without them)."""
-        await self.flushed(self._settings.read_wait_s)
+        await self.caught_up()
         async with self._db.read() as session:
             found = await ledger.balances(session, account_id)
         if found is None:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +34,7 @@ from moonbase.errors import (
     NotFoundError,
     RateLimitError,
 )
-from moonbase.organization import people
+from moonbase.organization import people, usage
 from moonbase.schemas import organization as wire
 from moonbase.settings import UsersSettings
 from moonbase.store.database import Database
@@ -735,6 +735,15 @@ class OrganizationService:
             key.revoked_at = utcnow()
             audit.record(session, p.actor, "admin_key.revoke", key.id, p.account_id, {})
         return wire.Deleted(object="organization.admin_api_key.deleted", id=key_id)
+
+    # Usage and costs ---------------------------------------------------------
+
+    async def usage(self, p: Principal, query: usage.UsageQuery, costs: bool) -> dict[str, Any]:
+        """Read by everyone in the organisation; a member, of their projects."""
+        await self._billing.caught_up()
+        if costs:
+            return await usage.costs(self._db, p, query)
+        return await usage.completions(self._db, p, query)
 
     # Audit log ---------------------------------------------------------------
 

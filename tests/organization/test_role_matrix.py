@@ -207,6 +207,15 @@ ROUTES = {
     ),
     "get admin key": route("GET", _admin_key, MANAGERS),
     "revoke admin key": route("DELETE", _admin_key, MANAGERS),
+    "usage": route(
+        "GET",
+        "/v1/organization/usage/completions?start_time=0&group_by=project_id",
+        READERS,
+        names_a=False,
+    ),
+    "costs": route(
+        "GET", "/v1/organization/costs?start_time=0&group_by=project_id", READERS, names_a=False
+    ),
     "audit log": route("GET", "/v1/organization/audit_logs", MANAGERS, names_a=False),
 }
 
