@@ -51,6 +51,7 @@ class KeyListing:
     allowed_ips: list[str] | None = None
     allowed_models: list[str] | None = None
     last_used_at: datetime | None = None
+    created_by: str | None = None  # "cli:<login>", "admin-api", "user:<id>", "system"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ async def bootstrap(db: Database, billing: BillingSettings) -> IssuedKey | None:
                     voucher_micro=voucher,
                     reason="owner's starting voucher",
                 )
-            issued = await api_keys.create(session, account.id, name="first key")
+            issued = await api_keys.create(
+                session, account.id, name="first key", created_by=SYSTEM.who
+            )
             details = {"name": DEFAULT_ACCOUNT, "voucher": str(billing.owner_voucher_yuan),
                        "tier": billing.owner_tier, "first_key": issued.id}  # fmt: skip
             audit.record(session, SYSTEM, "account.create", account.id, account.id, details)
@@ -150,6 +153,7 @@ async def create_key(
             allowed_ips=limits.allowed_ips,
             allowed_models=limits.allowed_models,
             project_id=project_id,
+            created_by=(actor or cli_actor()).who,
         )
         details = {"name": name, "display": issued.display, "project": project_id,
                    **limits.as_dict()}  # fmt: skip
@@ -176,6 +180,7 @@ def _listing(key: ApiKey, account: str) -> KeyListing:
         decode_list(key.allowed_ips),
         decode_list(key.allowed_models),
         key.last_used_at,
+        key.created_by,
     )
 
 

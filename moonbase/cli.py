@@ -186,6 +186,7 @@ def keys_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
             f"ips={','.join(key.allowed_ips)}" if key.allowed_ips is not None else "",
             f"models={','.join(key.allowed_models)}" if key.allowed_models is not None else "",
             f"last_used={key.last_used_at:%Y-%m-%dT%H:%M:%SZ}" if key.last_used_at else "",
+            f"by={key.created_by}" if key.created_by else "",
         ]
         typer.echo(
             f"{key.id}  {key.display}  account={key.account}  name={key.name!r}  "

@@ -88,6 +88,7 @@ class KeyListingOut(WireModel):
     allowed_ips: list[str] | None
     allowed_models: list[str] | None
     last_used_at: datetime | None
+    created_by: str | None = None
 
 
 class Credit(StrictWireModel):

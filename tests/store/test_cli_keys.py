@@ -23,7 +23,7 @@ def test_create_list_revoke(tmp_path: Path):
     assert listing.exit_code == 0
     assert key_id in listing.stdout and "account=ops" in listing.stdout
     assert key not in listing.stdout and f"{key[:7]}...{key[-4:]}" in listing.stdout
-    assert "active" in listing.stdout
+    assert "active" in listing.stdout and "by=cli:" in listing.stdout  # its creator
 
     revoked = runner.invoke(app, ["keys", "revoke", key_id, "--data-dir", str(tmp_path)])
     assert revoked.exit_code == 0
