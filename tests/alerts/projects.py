@@ -11,6 +11,8 @@ from moonbase import admin
 from moonbase.alerts import manage
 from moonbase.settings import AlertSettings
 from moonbase.store.database import Database
+from moonbase.store.repositories import usage_rollups
+from moonbase.store.repositories.usage import GenerationUsage
 from moonbase.store.tables import UsageRecord, utcnow
 from tests.billing.accounts import funded_account
 
@@ -47,18 +49,33 @@ async def alerting_project(
 
 
 async def spend(db: Database, target: Alerting, micro: int, at: datetime | None = None) -> None:
-    """A committed charge of ``micro`` to the project (what billing's group commit writes)."""
+    """A committed charge of ``micro`` to the project, with its daily rollup, as
+    billing's group commit writes them (spend is read from the rollups)."""
+    record = GenerationUsage(
+        request_id="req-" + secrets.token_hex(8),
+        account_id=target.account_id,
+        api_key_id=None,
+        model="moonshot-v1-8k",
+        prompt_tokens=10,
+        completion_tokens=10,
+        cached_tokens=0,
+        status="completed",
+        cost_micro=micro,
+        project_id=target.project_id,
+    )
+    when = at or utcnow()
     async with db.transaction() as session:
         session.add(
             UsageRecord(
-                request_id="req-" + secrets.token_hex(8),
-                account_id=target.account_id,
-                project_id=target.project_id,
-                model="moonshot-v1-8k",
+                request_id=record.request_id,
+                account_id=record.account_id,
+                project_id=record.project_id,
+                model=record.model,
                 prompt_tokens=10,
                 completion_tokens=10,
                 status="completed",
-                created_at=at or utcnow(),
+                created_at=when,
                 cost_micro=micro,
             )
         )
+        await session.run_sync(lambda s: usage_rollups.add(s.connection(), [record], when))
