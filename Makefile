@@ -26,9 +26,10 @@ OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The console's browser tests: headless Chromium and its WebDriver from
-# Debian's packages, driven by Selenium (no browser download at test time).
+# Debian's packages, driven by Selenium (no browser download at test time),
+# and a CJK font so that the Chinese pages' screenshots show characters.
 # Without them the browser tests skip and say why.
-BROWSER_PACKAGES := chromium chromium-driver
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 
 # Claude Code, the real CLI, for the end-to-end test of the Anthropic
 # endpoint: from the npm registry at a pinned version (its native binary comes
@@ -52,7 +53,8 @@ $(VENV)/.ocr: | $(BIN)/python
 	touch $@
 
 $(VENV)/.browser: | $(BIN)/python
-	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then \
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null \
+	    || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
 	  $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) \
 	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); } \
 	  || echo "warning: could not install $(BROWSER_PACKAGES); the console's browser tests will skip"; \

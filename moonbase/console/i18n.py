@@ -84,8 +84,11 @@ class Translator:
         return sign + _group(whole) + (f".{fraction}" if fraction else "")
 
     def money(self, yuan: int | float | Decimal) -> str:
-        """Yuan with two decimals: ¥1,234.50 (-¥3.20 in arrears) in both languages."""
+        """Yuan with two decimals: ¥1,234.50 (-¥3.20 in arrears) in both languages;
+        an amount under a fen shows its own digits (¥0.000066), not ¥0.00."""
         text = self.number(yuan, 2)
+        if yuan and text.lstrip("-") == "0.00":
+            text = self.number(yuan, 6).rstrip("0")
         return f"-¥{text[1:]}" if text.startswith("-") else f"¥{text}"
 
     def compact(self, value: int | float) -> str:

@@ -131,6 +131,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "最近 30 天每天各模型的请求数；总数见下表。",
     ),
     "overview.chart_axis": ("requests", "请求数"),
+    "overview.chart_day": ("Day", "日期"),
     "overview.by_model": ("Last 30 days by model", "最近 30 天（按模型）"),
     "overview.no_usage": ("No requests in the last 30 days.", "最近 30 天没有请求。"),
     "overview.no_usage_next": (

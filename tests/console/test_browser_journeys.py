@@ -68,7 +68,7 @@ def test_create_a_project_and_a_key_then_use_it_and_see_the_request(
     assert "No API keys here yet." in browser.text()
     browser.css("#key-name").send_keys("browser-journey")
     browser.css("input[name=models][value='moonshot-v1-8k']").click()
-    browser.css("form[action='/console/keys'] button[type=submit]").click()
+    browser.css("form[method=post][action='/console/keys'] button[type=submit]").click()
     secret = browser.css("[data-testid=secret]").get_attribute("value")
     assert secret.startswith("sk-")
     browser.css("button[data-copy]").click()
@@ -108,7 +108,10 @@ def test_create_a_project_and_a_key_then_use_it_and_see_the_request(
     width = browser.driver.execute_script("return document.documentElement.scrollWidth")
     assert width <= 390, f"the overview scrolls sideways at 390 px ({width} px)"
     browser.open(f"/console/keys?project={project_id.group(1)}")
+    browser.css("tr[id^=key-]")
     browser.shot("08-keys-390px")
+    width = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the keys page scrolls sideways at 390 px ({width} px)"
     assert not browser.csp_violations()
 
 

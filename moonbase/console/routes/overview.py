@@ -67,6 +67,7 @@ async def overview(page: MemberPage, service: OrganizationDep, billing: BillingD
     chart = {
         "labels": [t.short_date(day) for day in days],
         "series": [{"name": name, "values": by_model[name]} for name in sorted(by_model)],
+        "x": t("overview.chart_day"),
         "y": t("overview.chart_axis"),
     }
     return page.render(

@@ -50,6 +50,9 @@
     if (select && select.form) select.form.requestSubmit();
   });
 
+  // Counts: whole steps on the y axis, never 0.2 of a request.
+  var INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5,
+    2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9];
   var PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#4b5563"];
 
   function drawChart(holder) {
@@ -57,7 +60,10 @@
     if (!source || typeof uPlot === "undefined") return;
     var chart = JSON.parse(source.textContent);
     var xs = chart.labels.map(function (_, i) { return i; });
-    var series = [{ label: "" }];
+    var series = [{
+      label: chart.x,
+      value: function (u, i) { return i == null ? "–" : (chart.labels[i] || ""); }
+    }];
     var data = [xs];
     chart.series.forEach(function (s, i) {
       series.push({ label: s.name, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: false } });
@@ -71,7 +77,7 @@
       scales: { x: { time: false } },
       axes: [
         { values: function (u, splits) { return splits.map(function (i) { return chart.labels[i] || ""; }); } },
-        { label: chart.y, size: 60 }
+        { label: chart.y, size: 60, incrs: INCREMENTS }
       ],
       cursor: { drag: { x: false, y: false } }
     }, data, holder);
