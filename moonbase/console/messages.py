@@ -38,6 +38,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # Form fields (also the param an error names)
     "field.email": ("Email", "邮箱"),
     "field.password": ("Password", "密码"),
+    "field.user_name": ("Your name", "您的姓名"),
     "field.name": ("Name", "名称"),
     "field.project": ("Project", "项目"),
     "field.project_id": ("Project", "项目"),
@@ -100,6 +101,32 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "(or set MOONBASE_USERS__OPERATOR_PASSWORD).",
         "首次启动？平台运维的密码已由 moonbase serve 打印一次"
         "（也可通过 MOONBASE_USERS__OPERATOR_PASSWORD 设置）。",
+    ),
+    # Invitations
+    "invite.title": ("Join an organization", "加入组织"),
+    "invite.code": ("Invitation code", "邀请码"),
+    "invite.code_hint": (
+        "Filled in from your invitation link (it starts with inv-).",
+        "已从邀请链接自动填写（以 inv- 开头）。",
+    ),
+    "invite.signed_in": (
+        "You are signed in: accepting adds this account to the organization.",
+        "您已登录：接受邀请会将当前账号加入该组织。",
+    ),
+    "invite.password": ("Choose a password", "设置密码"),
+    "invite.password_hint": (
+        "At least 10 characters. Already have an account? Sign in first, then open the "
+        "invitation link again.",
+        "至少 10 个字符。已有账号？请先登录，再重新打开邀请链接。",
+    ),
+    "invite.accept": ("Accept the invitation", "接受邀请"),
+    "invite.sign_in_first": (
+        "This email already has an account: sign in with it, then open the invitation link again.",
+        "此邮箱已有账号：请先用它登录，再重新打开邀请链接。",
+    ),
+    "invite.unavailable": (
+        "This invitation is not valid any more (used, withdrawn or expired). Ask for a new one.",
+        "此邀请已失效（已使用、已撤回或已过期）。请索取新的邀请。",
     ),
     # Organisations
     "org.choose": ("Choose an organization", "选择组织"),

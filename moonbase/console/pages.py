@@ -250,6 +250,11 @@ class ConsoleRoute(APIRoute):
                 response = redirect(request, f"{PREFIX}/organizations")
             except (MoonbaseError, RequestValidationError) as exc:
                 response = await error_page(request, exc)
+                if request.headers.get("hx-request") == "true":  # the page's main, not a row
+                    response.headers.update(
+                        {"hx-retarget": "#main", "hx-reswap": "innerHTML",
+                         "hx-reselect": "#main > *"}
+                    )  # fmt: skip
             return security.secure_headers(response)
 
         return handler

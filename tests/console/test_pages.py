@@ -109,3 +109,36 @@ async def test_chinese_from_accept_language_and_the_switch(org: Org):
     assert "API 密钥" in keys.text and "创建密钥" in keys.text
     wrong = await Visitor(org, **{"accept-language": "zh-CN"}).sign_in("owner@a.example", "nope")
     assert wrong.status_code == 401 and "邮箱或密码错误" in wrong.text
+
+
+async def test_an_invitation_link_is_accepted_in_the_console(org: Org):
+    created = await org.http.post(
+        "/v1/organization/invites",
+        json={"email": "newcomer@example.com", "role": "member",
+              "projects": [{"id": org.p1, "role": "member"}]},
+        headers=org.headers("admin"),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    link = created.json()["accept_url"]
+    path, _, token = link.partition("#")
+    assert path.endswith("/console/accept-invite")
+    newcomer = Visitor(org)
+    form = await newcomer.get("/console/accept-invite")
+    assert form.status_code == 200 and "data-from-fragment" in form.text
+    assert token not in form.text  # the fragment never reaches the server
+    short = await newcomer.post("/console/accept-invite", {"token": token, "password": "short"})
+    assert short.status_code == 400 and "at least 10 characters" in short.text
+    joined = await newcomer.post(
+        "/console/accept-invite", {"token": token, "password": "a long enough one", "name": "N"}
+    )
+    assert joined.status_code == 303, joined.text
+    home = await newcomer.get("/console")
+    assert home.status_code == 200 and "newcomer@example.com" in home.text
+    again = await Visitor(org).post(
+        "/console/accept-invite", {"token": token, "password": "x" * 12}
+    )
+    assert again.status_code in (400, 403)
+    other = Visitor(org)
+    await other.get("/console/accept-invite")
+    used = await other.post("/console/accept-invite", {"token": token, "password": "x" * 12})
+    assert used.status_code == 400 and "This invitation is not valid any more" in used.text

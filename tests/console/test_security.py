@@ -132,6 +132,25 @@ async def test_htmx_requests_carry_the_token_in_a_header(org: Org):
     assert reply.status_code == 204 and reply.headers["hx-redirect"].startswith(
         "/console/projects/"
     )
+    # A refusal under htmx replaces the page's content, not the row it aimed at.
+    key = await owner.post("/console/keys", {"project": org.p1, "name": "owner's"})
+    assert key.status_code == 200
+    listing = (await owner.get(f"/console/keys?project={org.p1}")).text
+    key_id = re.findall(rf"/console/keys/{org.p1}/([^/]+)/disable", listing)[0]
+    viewer = await signed_in(org, "viewer")
+    refused = await viewer.http.post(
+        f"/console/keys/{org.p1}/{key_id}/disable",
+        headers={"x-csrf-token": viewer.csrf, "hx-request": "true"},
+    )
+    assert refused.status_code == 403 and "does not allow this" in refused.text
+    assert refused.headers["hx-retarget"] == "#main"
+    done = await owner.http.post(
+        f"/console/keys/{org.p1}/{key_id}/disable",
+        headers={"x-csrf-token": owner.csrf, "hx-request": "true"},
+    )
+    assert done.status_code == 200 and done.text.startswith(
+        f'<tr id="key-{key_id}" class="disabled">'
+    )
 
 
 async def test_sign_in_is_throttled_per_email(org: Org):
@@ -157,7 +176,7 @@ async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(org: Org):
     created = await owner.post("/console/projects", {"name": "csp"})
     project_path = created.headers["location"].split("?")[0]
     for path in ("/console", "/console/projects", project_path, "/console/keys",
-                 "/console/sign-in", "/console/nowhere"):  # fmt: skip
+                 "/console/sign-in", "/console/accept-invite", "/console/nowhere"):  # fmt: skip
         reply = await owner.get(path)
         assert reply.status_code in (200, 404), (path, reply.status_code)
         csp = reply.headers["content-security-policy"]

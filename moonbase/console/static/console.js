@@ -86,5 +86,10 @@
 
   onReady(function () {
     document.querySelectorAll(".chart[id]").forEach(drawChart);
+    // An invitation's token comes in the link's fragment (never sent to a server).
+    var hash = window.location.hash.slice(1);
+    document.querySelectorAll("input[data-from-fragment]").forEach(function (input) {
+      if (hash && !input.value) input.value = decodeURIComponent(hash);
+    });
   });
 })();
