@@ -123,7 +123,9 @@ def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:  # not sent (older browsers, same-origin GET-turned-POST)
         return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    # This host as the browser named it (a proxy may pass it as X-Forwarded-Host).
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    return urlsplit(origin).netloc in hosts - {""}
 
 
 async def check_csrf(request: Request) -> None:
