@@ -27,6 +27,7 @@ from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.metrics_middleware import MetricsMiddleware
 from moonbase.api.middleware import RequestIdMiddleware
 from moonbase.api.shutdown import ShutdownMiddleware
+from moonbase.console import mount as mount_console
 from moonbase.engines.base import ChatEngine, Engine
 from moonbase.metrics import Metrics
 from moonbase.services import running_services
@@ -85,5 +86,6 @@ def create_app(
     ]
     for router in routers:
         app.include_router(router)
+    mount_console(app)  # /console: the pages and their static files
     register_error_handlers(app, routers)
     return app
