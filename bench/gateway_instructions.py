@@ -68,6 +68,20 @@ def callgrind(pid: int, *args: str) -> str:
     ).stdout
 
 
+def ready(client: httpx.Client, url: str, key: str, timeout: float = 1800) -> None:
+    """Wait for a first answer: under valgrind the engine's first health checks
+    may time out and leave it ejected (503) for a while."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = {"model": MODEL, "messages": QUESTION, "max_tokens": 16}
+        headers = {"authorization": f"Bearer {key}"}
+        response = client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+        if response.status_code == 200:
+            return
+        time.sleep(5)
+    raise RuntimeError(f"{url} never answered a chat completion")
+
+
 def send(client: httpx.Client, url: str, key: str, stream: bool, count: int) -> None:
     body = {"model": MODEL, "messages": QUESTION, "max_tokens": 16, "stream": stream}
     headers = {"authorization": f"Bearer {key}"}
@@ -108,6 +122,7 @@ def measure(folder: Path, stub: str, code: Path | None, requests: int) -> dict[s
     try:
         wait_up(f"{url}/health", process, timeout=1800)
         with httpx.Client(timeout=600) as client:
+            ready(client, url, key)
             for stream in (False, True):
                 send(client, url, key, stream, 30)  # warm: caches, pools, lazy imports
                 time.sleep(2)  # the group commit of the warm-up's charges
