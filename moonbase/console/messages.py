@@ -279,4 +279,92 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "将其用作 Bearer token，或在任何 OpenAI SDK 中用作 api_key：",
     ),
     "keys.done": ("I have copied it", "我已复制"),
+    # Files
+    "nav.files": ("Files", "文件"),
+    "files.title": ("Files", "文件"),
+    "files.upload": ("Upload a file", "上传文件"),
+    "files.upload_button": ("Upload", "上传"),
+    "files.purpose": ("Purpose", "用途"),
+    "files.purpose_file_extract": (
+        "a document (PDF, Word, text...) whose text is extracted for chats",
+        "文档（PDF、Word、文本等），提取其文字用于对话",
+    ),
+    "files.purpose_image": ("an image for vision models", "供视觉模型使用的图片"),
+    "files.purpose_video": ("a video for vision models", "供视觉模型使用的视频"),
+    "files.purpose_batch": ("a .jsonl of requests for a batch", "批量任务的请求 .jsonl 文件"),
+    "files.file": ("File", "文件"),
+    "files.limits": (
+        "Up to 100 MB a file; the organization's files share one quota.",
+        "单个文件最大 100 MB；组织内所有文件共用一份配额。",
+    ),
+    "files.sending": ("Uploading…", "正在上传…"),
+    "files.upload_failed": (
+        "The upload did not finish. Check your connection and upload the file again.",
+        "上传未完成。请检查网络连接后重新上传。",
+    ),
+    "files.needs_script": (
+        "Uploading needs JavaScript (it shows the progress); upload with the API otherwise.",
+        "上传需要启用 JavaScript（用于显示进度）；否则请通过 API 上传。",
+    ),
+    "files.list": ("Files of this project", "本项目的文件"),
+    "files.name": ("File", "文件"),
+    "files.id": ("File ID", "文件 ID"),
+    "files.size": ("Size", "大小"),
+    "files.size_bytes": ("{n} bytes", "{n} 字节"),
+    "files.size_unit": ("{n} {unit}", "{n} {unit}"),
+    "files.status": ("Status", "状态"),
+    "files.status_ready": ("ready", "就绪"),
+    "files.status_error": ("could not be read", "无法读取"),
+    "files.status_refused": ("refused", "已拒绝"),
+    "files.created": ("Uploaded", "上传时间"),
+    "files.more": (
+        "Showing the newest {n}; list the rest with the API.",
+        "仅显示最新的 {n} 个；其余请通过 API 列出。",
+    ),
+    "files.none": ("No files in this project yet.", "本项目还没有文件。"),
+    "files.none_next": (
+        "Upload one above: a PDF to read its text, or a .jsonl to run as a batch.",
+        "在上方上传：PDF 可提取文字，.jsonl 可作为批量任务运行。",
+    ),
+    "files.none_read_only": (
+        "Your role cannot upload files: ask an owner or admin, or to be added to this project.",
+        "您的角色无法上传文件：请联系所有者或管理员，或申请加入此项目。",
+    ),
+    "files.no_project": ("You are in no project yet.", "您还不在任何项目中。"),
+    "files.no_project_next": (
+        "Files belong to a project: ask an owner or admin to add you to one.",
+        "文件属于项目：请联系所有者或管理员将您加入一个项目。",
+    ),
+    "files.done_uploaded": ("File uploaded.", "文件已上传。"),
+    "files.done_deleted": ("File deleted.", "文件已删除。"),
+    "files.download": ("Download", "下载"),
+    "files.delete": ("Delete", "删除"),
+    "files.delete_confirm": (
+        "Delete {name}? Chats and batches that name its ID can no longer use it.",
+        "删除 {name}？引用其 ID 的对话和批量任务将无法再使用它。",
+    ),
+    "files.extracted": ("Extracted text", "提取的文字"),
+    "files.extracted_hint": (
+        "{n} characters, as a chat receives them when you send this file's content.",
+        "共 {n} 个字符，即发送此文件内容时对话收到的文字。",
+    ),
+    "files.extracted_cut": (
+        "Only the beginning is shown; the API's /v1/files/{id}/content gives it all.",
+        "仅显示开头部分；完整内容请通过 API 的 /v1/files/{id}/content 获取。",
+    ),
+    "files.extracted_empty": ("No text was found in this file.", "此文件中没有找到文字。"),
+    "files.extracted_empty_next": (
+        "A scanned PDF holds images, not text: upload a PDF with a text layer, or the text itself.",
+        "扫描版 PDF 只含图片而无文字：请上传带文字层的 PDF，或直接上传文字。",
+    ),
+    "files.extract_failed": (
+        "The text of this file could not be extracted.",
+        "无法提取此文件的文字。",
+    ),
+    "files.extract_failed_next": (
+        "The status above says why; fix the file (e.g. remove its password) and upload it again.",
+        "原因见上方状态；请修正文件（例如去除密码）后重新上传。",
+    ),
+    # Batches
+    "nav.batches": ("Batches", "批量任务"),
 }
