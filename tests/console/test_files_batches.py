@@ -6,13 +6,17 @@ each role."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import secrets
+import time
 from html import unescape
 from pathlib import Path
 
 import httpx
 
+from moonbase.store.tables import Batch
 from tests.console.harness import Visitor, signed_in
 from tests.files.documents import ENGLISH, pdf
 from tests.organization.harness import Org
@@ -170,3 +174,125 @@ async def test_chinese_sizes_dates_and_statuses(org: Org):
     assert re.search(r'class="num">\d+\.\d KB<', listing.text)
     assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d UTC", listing.text)
     assert "就绪" in listing.text and "本项目的文件" in listing.text
+
+
+async def _batch_file(v: Visitor, project: str, lines: int = 2) -> str:
+    body = "\n".join(json.dumps({**LINE, "custom_id": f"line-{n}"}) for n in range(lines))
+    assert (await upload(v, project, "requests.jsonl", body.encode(), "batch")).status_code == 204
+    listing = await v.get(f"/console/batches?project={project}")
+    found = re.search(r'<option value="(file-[^"]+)"', listing.text)
+    assert found is not None, listing.text
+    return found.group(1)
+
+
+def create_form(project: str, file_id: str) -> dict[str, object]:
+    return {"project": project, "input_file_id": file_id,
+            "endpoint": "/v1/chat/completions", "completion_window": "24h"}  # fmt: skip
+
+
+async def held_batch(org: Org, project: str, file_id: str) -> str:
+    """A validating batch another worker holds: it stays cancellable."""
+    now = int(time.time())
+    batch = Batch(id=f"batch_{secrets.token_hex(8)}", account_id=org.a, project_id=project,
+                  endpoint="/v1/chat/completions", input_file_id=file_id, completion_window="24h",
+                  status="validating", metadata_json="{}", total=0, completed=0, failed=0,
+                  created_at=now, expires_at=now + 86400, claimed_by="elsewhere",
+                  claim_until=now + 3600.0)  # fmt: skip
+    async with org.db.transaction() as session:
+        session.add(batch)
+    return batch.id
+
+
+async def test_run_a_batch_to_completion_and_download_its_output(org: Org):
+    member = await signed_in(org, "member")
+    empty = await member.get(f"/console/batches?project={org.p1}")
+    assert "No batch file in this project yet." in empty.text
+    assert "No batches in this project yet." in empty.text
+    file_id = await _batch_file(member, org.p1)
+    made = await member.post("/console/batches", create_form(org.p1, file_id))
+    assert made.status_code == 303, made.text
+    path = made.headers["location"]
+    batch_id = re.search(r"/console/batches/([^?]+)\?", path).group(1)  # type: ignore[union-attr]
+    page = await member.get(path)
+    assert page.status_code == 200 and batch_id in page.text
+    progress = f"/console/batches/{batch_id}/progress?project={org.p1}"
+    fragment = page.text
+    for _ in range(600):  # the in-process worker runs it on the scripted engine
+        status = re.search(r'data-status="([a-z_]+)"', fragment).group(1)  # type: ignore[union-attr]
+        if status in ("completed", "failed", "expired", "cancelled"):
+            break
+        assert f'hx-get="{progress}" hx-trigger="every 2s"' in fragment  # still polling
+        await asyncio.sleep(0.2)
+        fragment = (await member.get(progress, headers={"hx-request": "true"})).text
+    assert status == "completed", fragment
+    assert "hx-trigger" not in fragment  # polling stops once it ended
+    assert not fragment.startswith("<!doctype")  # a fragment, not a page
+    assert "2 of 2 requests done: 2 answered, 0 failed." in fragment
+    output = re.search(r'data-testid="output" href="([^"]+)"', fragment).group(1)  # type: ignore[union-attr]
+    got = await member.get(unescape(output))
+    assert got.status_code == 200
+    results = [json.loads(line) for line in got.text.splitlines()]
+    assert sorted(r["custom_id"] for r in results) == ["line-0", "line-1"]
+    assert all(r["response"]["status_code"] == 200 for r in results)
+    listing = await member.get(f"/console/batches?project={org.p1}")
+    assert f'<tr id="batch-{batch_id}">' in listing.text and "completed" in listing.text
+    owner = await signed_in(org, "owner")  # another project's batch does not exist here
+    assert (await owner.get(f"/console/batches/{batch_id}?project={org.p2}")).status_code == 404
+    assert batch_id not in (await owner.get(f"/console/batches?project={org.p2}")).text
+    outsider = await signed_in(org, "outsider")
+    assert (await outsider.get(path)).status_code == 404
+
+
+async def test_batch_errors_say_what_to_fix(org: Org):
+    owner = await signed_in(org, "owner")
+    file_id = await _batch_file(owner, org.p1)
+    base = {"project": org.p1, "input_file_id": file_id, "endpoint": "/v1/chat/completions"}
+    window = await owner.post("/console/batches", {**base, "completion_window": "1h"})
+    assert window.status_code == 400
+    assert "Completion window: completion_window must be between 12h and 7d" in unescape(
+        window.text
+    )
+    await upload(owner, org.p1, "doc.txt", b"plain", "file-extract")
+    listing = await owner.get(f"/console/files?project={org.p1}")
+    extract_id = file_ids(listing.text)[0]
+    wrong = await owner.post("/console/batches", {**base, "input_file_id": extract_id,
+                                                  "completion_window": "24h"})  # fmt: skip
+    assert wrong.status_code == 400 and "upload the .jsonl file with purpose" in unescape(
+        wrong.text
+    )
+    endpoint = await owner.post("/console/batches", {**base, "endpoint": "/v1/embeddings",
+                                                     "completion_window": "24h"})  # fmt: skip
+    assert endpoint.status_code == 400 and "Endpoint: endpoint must be" in unescape(endpoint.text)
+
+
+async def test_batches_by_role_and_cancel(org: Org):
+    """Creating and cancelling: the project's users; a viewer reads only."""
+    expected = {"owner": 303, "admin": 303, "member": 303, "project_owner": 303,
+                "operator": 303, "viewer": 403, "viewer_in_p1": 403, "outsider": 404}  # fmt: skip
+    owner = await signed_in(org, "owner")
+    file_id = await _batch_file(owner, org.p1)
+    for who, status in expected.items():
+        v = await signed_in(org, who)
+        made = await v.post("/console/batches", create_form(org.p1, file_id))
+        assert made.status_code == status, (who, made.status_code)
+        held = await held_batch(org, org.p1, file_id)
+        page = await v.get(f"/console/batches/{held}?project={org.p1}")
+        assert page.status_code == (404 if who == "outsider" else 200), who
+        if status == 303:
+            assert 'data-status="validating"' in page.text and "hx-trigger" in page.text
+            assert "Cancel batch" in page.text
+        elif status == 403:
+            assert "Cancel batch" not in page.text
+        cancelled = await v.post(f"/console/batches/{held}/cancel", {"project": org.p1})
+        assert cancelled.status_code == status, (who, cancelled.status_code)
+        if status == 303:
+            after = await v.get(cancelled.headers["location"])
+            assert 'data-status="cancelling"' in after.text
+            again = await v.post(f"/console/batches/{held}/cancel", {"project": org.p1})
+            assert again.status_code == 400 and "only a validating" in again.text
+    for token in ("", "forged"):
+        refused = await owner.post(f"/console/batches/{held}/cancel",
+                                   {"project": org.p1, "csrf_token": token})  # fmt: skip
+        assert refused.status_code == 403
+        refused = await owner.post("/console/batches", {"project": org.p1, "csrf_token": token})
+        assert refused.status_code == 403
