@@ -2,7 +2,7 @@
 
 A chat request carrying a huge data URL would otherwise be read, joined and
 parsed (several copies of it in memory) only to be refused. Uploads are
-exempt: ``/v1/files`` streams to disk under its own per-file limit. An
+exempt: ``/v1/files`` (and the console's upload) streams to disk under its own per-file limit. An
 over-large body is still read to its end -- and dropped -- so that the
 client, still sending, gets the 413 rather than a broken pipe.
 """
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moonbase.api.error_handlers import error_parts
 from moonbase.errors import MoonbaseError
 
-EXEMPT_PATHS = frozenset({"/v1/files"})
+EXEMPT_PATHS = frozenset({"/v1/files", "/console/files/upload"})
 # Past this much more, an over-large body is not drained but the connection dropped.
 DRAIN_LIMIT = 256 * 1024 * 1024
 

@@ -54,7 +54,7 @@ class BatchService:
             id=batch_rows.new_batch_id(),
             account_id=caller.account_id,
             project_id=owning(caller.account_id, caller.project_id),
-            api_key_id=caller.key_id,
+            api_key_id=caller.key_id or None,  # none: made in the console
             endpoint=endpoint,
             input_file_id=input_file_id,
             completion_window=completion_window,

@@ -7,7 +7,8 @@ place.
   ``/console``, living as long as the session.
 - CSRF: every state-changing request (any method but GET, HEAD, OPTIONS) to
   the console carries a token, in the form field ``csrf_token`` or the
-  ``X-CSRF-Token`` header (htmx sends it from ``hx-headers`` on ``<body>``).
+  ``X-CSRF-Token`` header (htmx sends it from ``hx-headers`` on ``<body>``;
+  a multipart body, an upload, must use the header).
   Signed in, the token is derived from the session's secret (a synchronizer
   token that needs no storage: SHA-256 with a label, so it reveals nothing of
   the session); before signing in (the sign-in form, the language switch) it
@@ -133,8 +134,10 @@ async def check_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     sent = request.headers.get(CSRF_HEADER)
+    # A multipart body is never parsed here: it may be a large upload that its
+    # route streams to disk (files.js sends the token as the header instead).
     if sent is None and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
+        "application/x-www-form-urlencoded"
     ):
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moonbase import bounds
+from moonbase.auth.roles import Principal
 from moonbase.errors import BadRequestError, NotFoundError
 from moonbase.files import upload as uploads
 from moonbase.files.blobs import BlobStore
@@ -30,6 +31,7 @@ from moonbase.schemas.files import UPLOAD_PURPOSES, FileObject
 from moonbase.settings import FilesSettings
 from moonbase.store.database import Database
 from moonbase.store.repositories import files as file_rows
+from moonbase.store.repositories import projects
 from moonbase.store.repositories.ledger import lock_account
 from moonbase.store.repositories.projects import owning
 from moonbase.store.tables import StoredFile
@@ -62,6 +64,22 @@ class FileService:
         self.settings = settings
         # Each inspection child may use inspect_memory_mb: bound how many run.
         self._inspections = asyncio.Semaphore(settings.max_inspections)
+
+    async def member_project(self, p: Principal, project_id: str, *, change: str = "") -> str:
+        """The project a signed-in person (the console) acts in, as a key of it
+        would: one of their organisation's that they see (else the 404 another
+        project's file gets), and to change anything in it (``change`` says
+        what) they must be one of its users (auth/roles.py: a viewer changes
+        nothing). Quotas stay the account's, as for keys."""
+        project = None
+        if bounds.ID.check(project_id, "project_id") is None:
+            async with self.db.read() as session:
+                project = await projects.get(session, project_id)
+        if project is None or project.account_id != p.account_id or not p.sees_project(project_id):
+            raise NotFoundError(f"no project {project_id[:100]!r}", param="project_id")
+        if change:
+            p.require_project_user(project_id, change)
+        return project_id
 
     async def inspect(self, purpose: str, path: Path, filename: str) -> Inspection:
         """Read ``path`` in the bounded inspection child: at most

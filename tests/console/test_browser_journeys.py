@@ -1,13 +1,16 @@
 """Journeys through the console in headless Chromium against a real
 ``moonbase serve``: sign in (by keyboard), create a project and a key, use
 the key with the openai SDK and see the request on the overview, switch to
-Chinese; at 1280 px and at phone width (390 px). Screenshots of each step go
+Chinese, upload a PDF and read its text, run a batch to completion and
+download its output; at 1280 px and at phone width (390 px). Screenshots of each step go
 to the screenshots folder (see tests/console/browser.py); the browser must
 report no Content-Security-Policy violation on any page."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -129,4 +132,84 @@ def test_switch_to_chinese(browser: Browser):
     browser.shot("10-keys-zh")
     Select(browser.css("#language")).select_by_value("en")
     browser.until(lambda: "API keys" in browser.text(), "English again")
+    assert not browser.csp_violations()
+
+
+def _scrolls_sideways(b: Browser) -> int:
+    return int(b.driver.execute_script("return document.documentElement.scrollWidth"))
+
+
+def _upload(b: Browser, purpose: str, path: Path) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    b.open("/console/files")
+    Select(b.css("#file-purpose")).select_by_value(purpose)
+    b.css("#file-file").send_keys(str(path))
+    b.css("form[data-upload] button[type=submit]").click()  # files.js: XHR with progress
+    b.until(lambda: "File uploaded." in b.text(), "the uploaded file")
+
+
+def test_upload_a_pdf_and_read_its_extracted_text(browser: Browser, tmp_path: Path):
+    from tests.files.documents import ENGLISH, pdf
+
+    sign_in(browser)
+    browser.css("nav a[href='/console/files']").click()
+    browser.until(lambda: "No files in this project yet." in browser.text(), "the empty files")
+    document = pdf(tmp_path / "quarterly-report.pdf", [ENGLISH, "Page two <b>stays text</b>"])
+    _upload(browser, "file-extract", document)
+    assert "quarterly-report.pdf" in browser.text() and "ready" in browser.text()
+    browser.shot("70-files")
+    browser.css("table.files a[href^='/console/files/file-']").click()
+    extracted = browser.css("[data-testid=extracted]")
+    assert ENGLISH in extracted.text and "<b>stays text</b>" in extracted.text  # not HTML
+    browser.shot("71-file-extracted")
+    browser.size(390, 844)
+    browser.driver.refresh()
+    browser.css("[data-testid=extracted]")
+    browser.shot("72-file-extracted-390px")
+    assert _scrolls_sideways(browser) <= 390, "the file page scrolls sideways at 390 px"
+    browser.size(1280, 900)
+    assert not browser.csp_violations()
+
+
+def test_run_a_small_batch_to_completion_and_download_its_output(browser: Browser, tmp_path: Path):
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser)
+    line = {"method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "moonshot-v1-8k", "max_tokens": 8,
+                     "messages": [{"role": "user", "content": "Say yes."}]}}  # fmt: skip
+    requests = tmp_path / "two-requests.jsonl"
+    requests.write_text("\n".join(json.dumps({**line, "custom_id": f"q{n}"}) for n in (1, 2)))
+    _upload(browser, "batch", requests)
+    browser.css("nav a[href='/console/batches']").click()
+    Select(browser.css("#batch-input")).select_by_index(0)
+    Select(browser.css("#batch-window")).select_by_value("24h")
+    browser.shot("80-batch-create")
+    browser.css("form[action='/console/batches'] button[type=submit]").click()
+    browser.css("#batch-progress")
+    browser.shot("81-batch-progress")
+    # No reload: htmx polls the progress fragment until the batch ends.
+    browser.until(
+        lambda: browser.css("#batch-progress").get_attribute("data-status") == "completed",
+        "the batch to complete",
+    )
+    assert "2 of 2 requests done: 2 answered, 0 failed." in browser.text()
+    assert browser.css("#batch-progress").get_attribute("hx-trigger") is None  # stopped
+    browser.shot("82-batch-completed")
+    href = browser.css("[data-testid=output]").get_attribute("href")
+    output = browser.driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(function (r) { return r.text(); }).then(done);",
+        href,
+    )
+    results = [json.loads(row) for row in output.splitlines()]
+    assert sorted(r["custom_id"] for r in results) == ["q1", "q2"]
+    assert all(r["response"]["status_code"] == 200 for r in results)
+    browser.size(390, 844)
+    browser.driver.refresh()
+    browser.css("#batch-progress")
+    browser.shot("83-batch-390px")
+    assert _scrolls_sideways(browser) <= 390, "the batch page scrolls sideways at 390 px"
+    browser.size(1280, 900)
     assert not browser.csp_violations()
