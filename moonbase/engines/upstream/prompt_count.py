@@ -181,7 +181,8 @@ def _capitalised(word: str) -> bool:
 def _long_piece(piece: str) -> float:
     """Tokens beyond the first that vocabularies spend on a piece (per letter
     past a length that is one token: measured on SmolLM2's, GPT-2's and
-    cl100k's vocabularies over docs/*.md, rounded)."""
+    cl100k's vocabularies over docs/*.md, rounded; non-ASCII words are a guess
+    of about three letters a token, their rate learnt like the others)."""
     if piece[0].isalpha():
         if not piece.isascii():  # accented, Cyrillic, Greek, Arabic...: fewer merges
             return 0.3 * len(piece)
