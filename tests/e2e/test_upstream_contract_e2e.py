@@ -5,10 +5,10 @@ the request as written).
 
 - Tools a system message loads are called with valid arguments either way
   (merged into ``tools`` for generic, passed through for moonshot).
-- Token estimates through a generic upstream: within 15 % of the prompt tokens
+- Token estimates through a generic upstream: within 10 % of the prompt tokens
   it bills once its reported usage has calibrated the estimate (the plain
-  character estimate is off by up to 69 %), and exact with a tokenizer folder
-  (built here from the model's own GGUF).
+  estimate, which does not see the template, is off by up to 72 %), and exact
+  with a tokenizer folder (built here from the model's own GGUF).
 """
 
 from __future__ import annotations
@@ -179,8 +179,10 @@ def test_a_generic_upstreams_estimate_learns_its_template(generic: RunningServer
     print("generic estimate before / after calibration / billed:", before, after, truth)
     errors = [abs(est - real) / real for est, real in zip(after, truth, strict=True)]
     plain = [abs(est - real) / real for est, real in zip(before, truth, strict=True)]
-    # Measured: 3 %, 6 %, 11 %, 14 % (the 14 %: 25 for a 22-token greeting).
-    assert max(errors) <= 0.15 and sum(errors) < sum(plain), (before, after, truth)
+    # Measured: 3 %, 5 %, 6 %, 7 % (35 / 23 / 50 / 244 estimated for 36 / 22 / 53 /
+    # 263 billed; plain 10 / 16 / 24 / 224). The 7 %: the document repeats
+    # "Harbours", which this vocabulary splits in three, 30 times.
+    assert max(errors) <= 0.10 and sum(errors) < sum(plain), (before, after, truth)
 
 
 def test_a_tokenizer_folder_makes_the_estimate_exact(with_tokenizer: RunningServer):

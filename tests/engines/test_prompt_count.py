@@ -18,7 +18,6 @@ from moonbase.engines.upstream.prompt_count import (
     HfPromptCounter,
     TemplateCalibration,
     TokenizerFolderError,
-    shape_of,
 )
 from moonbase.settings import EngineSettings
 from tests.engines.test_upstream_engine import call
@@ -70,7 +69,8 @@ def test_the_calibration_learns_what_a_template_adds():
 
     def billed(messages: list[dict]) -> int:
         content = estimate_tokens(messages) - 4 * len(messages)
-        return content + 5 * len(messages) + 3 + 20 * int(shape_of(messages)[4])
+        no_system = all(message["role"] != "system" for message in messages)
+        return content + 5 * len(messages) + 3 + 20 * no_system
 
     rng = random.Random(7)
     calibration = TemplateCalibration()
@@ -87,6 +87,141 @@ def test_the_calibration_learns_what_a_template_adds():
     assert max(plain) > 0.3  # the plain estimate misses the template
     assert max(fitted) < 0.05, fitted
     assert calibration.observations == 30
+
+
+# A template unlike SmolLM2's (Kimi's layout with the tokens this vocabulary
+# has: a role header, no newlines, its own default system prompt).
+KIMI_LIKE_TEMPLATE = (
+    "{%- if messages[0]['role'] != 'system' -%}"
+    "<|im_start|>system<|im_end|>You are Kimi, an AI assistant created by Moonshot AI.<|endoftext|>"
+    "{%- endif -%}"
+    "{%- for message in messages -%}"
+    "<|im_start|>{{ message['role'] }}<|im_end|>{{ message['content'] }}<|endoftext|>"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant<|im_end|>{%- endif -%}"
+)
+
+# What a gateway serves, then different conversations to measure on: English
+# and Chinese, short turns and long documents.
+SERVED = [
+    [{"role": "user", "content": "What time zone is Tokyo in?"}],
+    [
+        {"role": "system", "content": "You are a careful translator."},
+        {"role": "user", "content": "把这句话翻译成英文：今天的会议推迟到下午三点。"},
+    ],
+    [
+        {"role": "user", "content": "Suggest a name for a grey cat."},
+        {"role": "assistant", "content": "How about Smokey, or Ash?"},
+        {"role": "user", "content": "Something more unusual, please."},
+    ],
+    [
+        {"role": "system", "content": "Summarise the report in two sentences."},
+        {
+            "role": "user",
+            "content": "Quarterly revenue rose 12 % to 4.1 million euros, driven by the "
+            "Nordic subscription business, while hardware sales in Germany and "
+            "Austria fell for the third quarter in a row. Operating costs were flat; "
+            "the company hired 14 engineers and closed its Lyon office. Management "
+            "expects the new pricing, introduced in March, to lift margins by the "
+            "end of the year, and will report on the Kubernetes migration in June.",
+        },
+    ],
+    [{"role": "user", "content": "用三句话介绍一下长城的历史。"}],
+    [
+        {"role": "user", "content": "Is Python's sorted() stable?"},
+        {"role": "assistant", "content": "Yes: equal keys keep their original order."},
+        {"role": "user", "content": "And list.sort()?"},
+    ],
+    [
+        {"role": "system", "content": "你是一个乐于助人的助手，回答要简洁。"},
+        {"role": "user", "content": "北京和上海哪个城市的人口更多？请说明理由。"},
+    ],
+    [
+        {
+            "role": "user",
+            "content": "Proofread this: Their going to the libary tomorow to return "
+            "the books they borrowed last month, and than they will meet Professor "
+            "Hernandez for lunch near the Cathedral.",
+        }
+    ],
+    [
+        {"role": "system", "content": "Answer as a pirate."},
+        {"role": "user", "content": "How do I boil an egg?"},
+    ],
+    [
+        {"role": "user", "content": "Explain recursion to a child."},
+        {
+            "role": "assistant",
+            "content": "It is when something is defined using a smaller copy of itself, "
+            "like Russian dolls.",
+        },
+        {"role": "user", "content": "Give me an example in real life."},
+    ],
+    [
+        {"role": "system", "content": "你是一名旅行顾问。"},
+        {
+            "role": "user",
+            "content": "我下个月想去杭州玩三天，预算大约三千元。请帮我安排一下行程，包括西湖、"
+            "灵隐寺和龙井村，并推荐几家当地的特色餐馆和交通方式。",
+        },
+    ],
+    [
+        {"role": "user", "content": "什么是机器学习？"},
+        {"role": "assistant", "content": "机器学习是让计算机从数据中学习规律的方法。"},
+        {"role": "user", "content": "举一个生活中的例子。"},
+    ],
+]
+MEASURED = [
+    [{"role": "user", "content": "Who wrote Pride and Prejudice?"}],
+    [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "你好！请问今天天气怎么样？"},
+    ],
+    [
+        {"role": "user", "content": "Recommend a board game for four players."},
+        {"role": "assistant", "content": "Try Ticket to Ride: simple rules, lots of fun."},
+        {"role": "user", "content": "Something cooperative instead?"},
+    ],
+    [
+        {"role": "system", "content": "Use the notes to answer."},
+        {
+            "role": "user",
+            "content": "Notes: the Riverside library opens at 9 on weekdays and at 10 on "
+            "Saturdays; it is closed on Sundays and public holidays. Members may borrow "
+            "up to eight books for three weeks, renew them twice online, and reserve "
+            "titles from the other branches in Eastfield and Northgate. Question: can I "
+            "borrow ten books on a Sunday?",
+        },
+    ],
+    [
+        {"role": "system", "content": "请根据文档回答问题。"},
+        {
+            "role": "user",
+            "content": "文档：本店营业时间为每天上午九点至晚上十点，节假日照常营业。"
+            "会员购物可享受九折优惠，生日当月可额外获得一张二十元的优惠券。"
+            "问题：会员在生日那个月买东西有什么优惠？",
+        },
+    ],
+]
+
+
+def test_the_calibration_learns_a_real_tokenizer_and_template(folder: Path, tmp_path: Path):
+    """SmolLM2's vocabulary under a Kimi-like template: after the twelve requests a
+    gateway has served, conversations it has not seen are within 10 %, English
+    and Chinese alike (the plain estimate misses the template's share)."""
+    (tmp_path / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
+    (tmp_path / "chat_template.jinja").write_text(KIMI_LIKE_TEMPLATE)
+    upstream = HfPromptCounter(tmp_path)
+    calibration = TemplateCalibration()
+    plain = [calibration.estimate(m, None) for m in MEASURED]
+    for messages in SERVED:
+        calibration.observe(messages, None, upstream.count(messages, None))
+    fitted = [calibration.estimate(m, None) for m in MEASURED]
+    billed = [upstream.count(m, None) for m in MEASURED]
+    errors = [abs(est - real) / real for est, real in zip(fitted, billed, strict=True)]
+    plain_errors = [abs(est - real) / real for est, real in zip(plain, billed, strict=True)]
+    assert max(errors) <= 0.10, (fitted, billed)
+    assert max(plain_errors) > 0.3, (plain, billed)
 
 
 SEARCH = {"type": "function", "function": {"name": "search_docs", "parameters": {"type": "object"}}}

@@ -38,7 +38,6 @@ from moonbase.engines.base import (
     TextDelta,
     ToolCallsMade,
     UsageReported,
-    estimate_tokens,
 )
 from moonbase.engines.upstream.flavours import (
     cached_tokens_of,
@@ -265,10 +264,10 @@ class UpstreamEngine:
         return self._estimate(model_id, messages)
 
     def _estimate(self, model_id: str, messages: list[dict[str, Any]]) -> int:
+        """Fitted to what the upstream has billed; before any request, the
+        plain estimate (the calibration's prior: a token per word piece)."""
         calibration = self._calibrations.get(self.upstream_model(model_id))
-        if calibration is None:
-            return estimate_tokens(messages)
-        return calibration.estimate(messages, None)
+        return (calibration or TemplateCalibration()).estimate(messages, None)
 
     def _learn(self, model: str, call: ChatCall, prompt_tokens: int) -> None:
         """Fit the estimate to what the upstream billed (text-only prompts without tools)."""

@@ -12,10 +12,14 @@ that has none). Two ways to do better, best first:
   it and the text tokenized with the ``tokenizers`` library. Exact, locally,
   with no request to the upstream.
 - ``TemplateCalibration``: the upstream reports the prompt tokens of every
-  request it serves, so the engine learns what its template adds: a ridge
-  regression of the reported prompt tokens on the conversation's shape (its
-  text's character estimate, its messages, whether a system message is
-  there), starting from the plain estimate and moving with the evidence.
+  request it serves, so the engine learns what its tokenizer and template make
+  of a conversation: a ridge regression of the reported prompt tokens on the
+  conversation's shape (its text cut into pieces as a BPE pre-tokenizer cuts
+  it, what long and capitalised words and CJK characters add, its messages,
+  whether a system message is there), starting from the plain estimate (a
+  token per piece, 4 a message) and moving with the evidence. No vocabulary is
+  assumed: the embedded model's is at hand but is not the upstream's, so the
+  rates that differ between vocabularies are learnt per upstream model.
 """
 
 from __future__ import annotations
@@ -101,30 +105,91 @@ def _text_only(message: dict[str, Any]) -> dict[str, Any]:
 
 # -- calibration ---------------------------------------------------------------
 
-# Features of a conversation: its text twice over, as pieces a BPE
-# pre-tokenizer would make (runs of letters, digits and CJK characters one by
-# one, punctuation runs) and as characters (tokenizers differ in both ratios:
-# characters / 4 alone overcounts long prose and undercounts short turns),
-# its messages, a constant (the generation prompt), and no system message
-# (templates that add a default one).
-_PRIOR = (0.0, 0.25, float(TOKENS_PER_MESSAGE), 0.0, 0.0)  # the plain estimate
-# How much the plain estimate weighs against the evidence, per feature: a
-# fraction of one observation, so a handful of requests outweigh it.
-_PRIOR_WEIGHT = (1.0, 1.0, 0.1, 0.1, 0.1)
+# A conversation's features. Its text as a byte-level BPE pre-tokenizer cuts it:
+# every piece (a word, a digit, a run of punctuation, a line break with its
+# indentation, a run of spaces) is at least one token; what a vocabulary adds
+# for long or rare pieces, in two parts because vocabularies differ most in
+# how they split capitalised words (measured on docs/*.md: SmolLM2's 49k
+# vocabulary splits them twice as often as cl100k's 100k, lowercase words
+# alike); CJK characters, counted apart because vocabularies put anything from
+# one to three characters in a token. Then what the chat template adds: a cost
+# per message (role markers), a constant (the generation prompt) and a cost
+# for a conversation without a system message (templates that add a default
+# one).
+FEATURES = (
+    "pieces",
+    "long_pieces",
+    "capitalised_words",
+    "cjk_characters",
+    "messages",
+    "constant",
+    "no_system_message",
+)
+# The plain estimate, where no request has been observed yet: a token per
+# piece and per CJK character, what long pieces add, 4 tokens a message.
+_PRIOR = (1.0, 1.0, 1.0, 1.0, float(TOKENS_PER_MESSAGE), 0.0, 0.0)
+# How much the prior weighs, per feature: 0.3 of what one typical observation
+# tells about it, a ~100-token conversation whose features are these (80
+# pieces, 4 tokens' worth of long ones, ...), so a few requests outweigh it.
+_TYPICAL = (80.0, 4.0, 2.0, 50.0, 3.0, 1.0, 1.0)
+_TYPICAL_TOKENS = 100.0
+_PRIOR_WEIGHT = tuple(0.3 * x * x / _TYPICAL_TOKENS for x in _TYPICAL)
 _DECAY = 0.98  # the newest ~50 requests count most: a changed upstream is relearned
+
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"  # with kana, hangul, full-width forms
+_PIECES = re.compile(
+    rf"(?P<cjk>[{_CJK}])|(?P<word>[^\W\d_{_CJK}]+)|\d|[^\w\s]+|_+|\s*\n\s*|[ \t]{{2,}}"
+)
 
 
 def shape_of(
     messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
 ) -> tuple[float, ...]:
+    """The conversation's features, in the order of ``FEATURES``."""
+    pieces = long_pieces = capitalised = cjk = 0.0
+    for text in _texts(messages, tools):
+        for match in _PIECES.finditer(text):
+            if match["cjk"]:
+                cjk += 1
+                continue
+            pieces += 1
+            piece = match.group()
+            if (
+                match["word"]
+                and _capitalised(piece)
+                and text[match.start() - 1 : match.start()] == " "
+            ):
+                capitalised += 0.12 * max(0, len(piece) - 3)
+            else:
+                long_pieces += _long_piece(piece)
     has_system = any(message.get("role") == "system" for message in messages)
-    texts = _texts(messages, tools)
-    pieces = sum(len(_PIECES.findall(text)) for text in texts)
-    chars = sum(len(text) for text in texts)
-    return (float(pieces), float(chars), float(len(messages)), 1.0, 0.0 if has_system else 1.0)
+    return (
+        pieces,
+        long_pieces,
+        capitalised,
+        cjk,
+        float(len(messages)),
+        1.0,
+        0.0 if has_system else 1.0,
+    )
 
 
-_PIECES = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\d_]+|\d|[^\w\s]+|_+")
+def _capitalised(word: str) -> bool:
+    return word.isascii() and word[0].isupper() and word[1:].islower()
+
+
+def _long_piece(piece: str) -> float:
+    """Tokens beyond the first that vocabularies spend on a piece (per letter
+    past a length that is one token: measured on SmolLM2's, GPT-2's and
+    cl100k's vocabularies over docs/*.md, rounded; non-ASCII words are a guess
+    of about three letters a token, their rate learnt like the others)."""
+    if piece[0].isalpha():
+        if not piece.isascii():  # accented, Cyrillic, Greek, Arabic...: fewer merges
+            return 0.3 * len(piece)
+        if piece.islower() or _capitalised(piece):  # a capitalised word starting a line, too
+            return 0.05 * max(0, len(piece) - 4)
+        return 0.2 * (len(piece) - 1)  # ALLCAPS, camelCase: split often
+    return float(sum(not char.isascii() for char in piece))  # symbols: their bytes
 
 
 def _texts(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[str]:
@@ -138,7 +203,14 @@ def _texts(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -
 
 
 class TemplateCalibration:
-    """What one upstream model's tokenizer and template make of a conversation."""
+    """What one upstream model's tokenizer and template make of a conversation.
+
+    A weighted ridge regression of the prompt tokens the upstream reports on
+    ``shape_of``, starting from the plain estimate (``_PRIOR``). Each request
+    is weighted by 1 / its tokens: a count's error grows with its length (a
+    sum of per-word misses), so a short conversation teaches the template's
+    constants as much as a long one teaches the text's rates.
+    """
 
     def __init__(self) -> None:
         size = len(_PRIOR)
@@ -148,6 +220,10 @@ class TemplateCalibration:
         self._moment = [weight * w for weight, w in zip(_PRIOR_WEIGHT, _PRIOR, strict=True)]
         self._weights: tuple[float, ...] = _PRIOR
         self.observations = 0
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(zip(FEATURES, self._weights, strict=True))
 
     def estimate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
         x = shape_of(messages, tools)
@@ -159,16 +235,19 @@ class TemplateCalibration:
         tools: list[dict[str, Any]] | None,
         reported_prompt_tokens: int,
     ) -> None:
+        if reported_prompt_tokens <= 0:
+            return
         x = shape_of(messages, tools)
+        weight = 1.0 / reported_prompt_tokens
         size = len(x)
         for i in range(size):
             # The decayed prior is topped up, so it keeps the system solvable
             # whatever shapes were seen, and never outweighs the evidence.
             prior = (1 - _DECAY) * _PRIOR_WEIGHT[i]
-            self._moment[i] = _DECAY * self._moment[i] + x[i] * reported_prompt_tokens
+            self._moment[i] = _DECAY * self._moment[i] + weight * x[i] * reported_prompt_tokens
             self._moment[i] += prior * _PRIOR[i]
             for j in range(size):
-                self._gram[i][j] = _DECAY * self._gram[i][j] + x[i] * x[j]
+                self._gram[i][j] = _DECAY * self._gram[i][j] + weight * x[i] * x[j]
             self._gram[i][i] += prior
         self._weights = tuple(_solve(self._gram, self._moment))
         self.observations += 1
