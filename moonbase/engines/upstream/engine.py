@@ -271,17 +271,19 @@ class UpstreamEngine:
 
     def _learn(self, model: str, call: ChatCall, prompt_tokens: int) -> None:
         """Fit the estimate to what the upstream billed (text-only prompts without tools)."""
+        if prompt_tokens <= 0:
+            return
+        calibration = self._calibrations.setdefault(model, TemplateCalibration())
+        if not calibration.due():  # on every request's path: a sample is enough
+            return
         messages = call.body.get("messages") or []
         # Media are counted apart, and templates render tools in ways of their
         # own (a block of instructions around the schemas): neither teaches
         # the fit what plain conversations cost.
-        if (
-            prompt_tokens <= 0
-            or call.body.get("tools")
-            or any(_has_media(message) or message.get("tools") for message in messages)
+        if call.body.get("tools") or any(
+            _has_media(message) or message.get("tools") for message in messages
         ):
             return
-        calibration = self._calibrations.setdefault(model, TemplateCalibration())
         calibration.observe(messages, None, prompt_tokens)
 
     async def _post(

@@ -134,7 +134,12 @@ _PRIOR = (1.0, 1.0, 1.0, 1.0, float(TOKENS_PER_MESSAGE), 0.0, 0.0)
 _TYPICAL = (80.0, 4.0, 2.0, 50.0, 3.0, 1.0, 1.0)
 _TYPICAL_TOKENS = 100.0
 _PRIOR_WEIGHT = tuple(0.3 * x * x / _TYPICAL_TOKENS for x in _TYPICAL)
-_DECAY = 0.98  # the newest ~50 requests count most: a changed upstream is relearned
+_DECAY = 0.98  # the newest ~50 observations count most: a changed upstream is relearned
+# Reading a conversation's shape is a pass over its text in Python, on the
+# request's path: every request is observed until the fit has _DENSE, then
+# one in _SPARSE (the newest ~50 observations then span ~400 requests).
+_DENSE = 100
+_SPARSE = 8
 
 _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"  # with kana, hangul, full-width forms
 _PIECES = re.compile(
@@ -219,15 +224,31 @@ class TemplateCalibration:
         ]
         self._moment = [weight * w for weight, w in zip(_PRIOR_WEIGHT, _PRIOR, strict=True)]
         self._weights: tuple[float, ...] = _PRIOR
+        self._solved = True  # _weights solve the system as it stands
         self.observations = 0
+        self._offered = 0  # reported counts due() was asked about
+
+    def due(self) -> bool:
+        """Whether to observe the next reported count (all at first, then a sample)."""
+        self._offered += 1
+        return self.observations < _DENSE or self._offered % _SPARSE == 0
 
     @property
     def weights(self) -> dict[str, float]:
-        return dict(zip(FEATURES, self._weights, strict=True))
+        return dict(zip(FEATURES, self._current(), strict=True))
 
     def estimate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
         x = shape_of(messages, tools)
-        return max(1, round(sum(w * v for w, v in zip(self._weights, x, strict=True))))
+        return max(1, round(sum(w * v for w, v in zip(self._current(), x, strict=True))))
+
+    def _current(self) -> tuple[float, ...]:
+        # Solved when read, not per observation: every request through a
+        # generic upstream is observed, few are estimated, and the solve is
+        # most of what an observation would cost.
+        if not self._solved:
+            self._weights = tuple(_solve(self._gram, self._moment))
+            self._solved = True
+        return self._weights
 
     def observe(
         self,
@@ -239,17 +260,18 @@ class TemplateCalibration:
             return
         x = shape_of(messages, tools)
         weight = 1.0 / reported_prompt_tokens
-        size = len(x)
-        for i in range(size):
+        for i, xi in enumerate(x):
             # The decayed prior is topped up, so it keeps the system solvable
             # whatever shapes were seen, and never outweighs the evidence.
             prior = (1 - _DECAY) * _PRIOR_WEIGHT[i]
-            self._moment[i] = _DECAY * self._moment[i] + weight * x[i] * reported_prompt_tokens
-            self._moment[i] += prior * _PRIOR[i]
-            for j in range(size):
-                self._gram[i][j] = _DECAY * self._gram[i][j] + weight * x[i] * x[j]
-            self._gram[i][i] += prior
-        self._weights = tuple(_solve(self._gram, self._moment))
+            self._moment[i] = (
+                _DECAY * self._moment[i] + weight * xi * reported_prompt_tokens + prior * _PRIOR[i]
+            )
+            wxi = weight * xi
+            row = [_DECAY * g + wxi * xj for g, xj in zip(self._gram[i], x, strict=True)]
+            row[i] += prior
+            self._gram[i] = row
+        self._solved = False
         self.observations += 1
 
 
