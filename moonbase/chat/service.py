@@ -148,7 +148,8 @@ class ChatService:
     ) -> int:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
-        tools = offered_in_messages(messages)  # a system message's tools count too
+        # a system message's tools count too
+        tools = offered_in_messages(messages, model.tool_format)
         media = await self._media_of(messages, model, account_id, project_id)
         return await self._registry.backend(model).count_tokens(messages, model, media, tools)
 
@@ -355,7 +356,7 @@ def _plan(request: ChatCompletionRequest, request_id: str, model: ServedModel) -
     """The model's rules applied to the request, before any engine sees it."""
     sampling = plan_sampling(model.family, request)
     check_partial_mode(request)
-    tools = plan_tools(request, model.family)
+    tools = plan_tools(request, model.family, model.tool_format)
     constraint = output_constraint(request.response_format)
     if tools is not None and tools.forced and constraint is not None:
         raise BadRequestError(

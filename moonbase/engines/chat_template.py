@@ -57,6 +57,13 @@ class ChatTemplate:
         self._eos_token = eos_token
 
     @property
+    def tool_format(self) -> str:
+        """How the template's model writes tool calls (chat/tool_formats.py)."""
+        from moonbase.chat.tool_formats import detect
+
+        return detect(self.source).name
+
+    @property
     def reasons_natively(self) -> bool:
         """The template knows a <think> block: the model writes its own reasoning."""
         return "<think>" in self.source
