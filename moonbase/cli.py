@@ -15,7 +15,6 @@ import typer
 import uvicorn
 
 from moonbase import admin, cli_people
-from moonbase.cli_models import models_app, prepare_models
 from moonbase.alerts import manage as alert_admin
 from moonbase.auth.actor import cli_actor
 from moonbase.auth.project_policy import ProjectLimits
@@ -23,6 +22,7 @@ from moonbase.billing import dead_letters, usage_retention
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
+from moonbase.cli_models import models_app, prepare_models
 from moonbase.errors import BadRequestError, MoonbaseError, NotFoundError
 from moonbase.logs import configure_logging
 from moonbase.organization import people

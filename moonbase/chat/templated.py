@@ -180,14 +180,13 @@ async def _with_tool_calls(
             elif isinstance(event, ChoiceFinished):
                 if tools.forced:
                     reply = parse_reply("".join(held.pop(event.index, ())), tools)
-                    content, calls = reply.content, reply.calls
+                    rest, made = reply.content, reply.calls
                 else:
-                    stream = streams.pop(event.index, None) or ReplyStream(tools)
-                    content, calls = stream.finish()
-                if content:
-                    yield TextDelta(event.index, content)
-                if calls:
-                    yield ToolCallsMade(event.index, tuple(calls))
+                    rest, made = streams.pop(event.index, ReplyStream(tools)).finish()
+                if rest:
+                    yield TextDelta(event.index, rest)
+                if made:
+                    yield ToolCallsMade(event.index, tuple(made))
                 yield event
             else:
                 yield event

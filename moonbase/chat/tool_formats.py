@@ -98,9 +98,7 @@ def detect(template: str | None) -> ToolFormat:
         return MISTRAL_ARGS if "[ARGS]" in template else MISTRAL
     if "<tool_call>" in template:
         return HERMES
-    if PYTHON_TAG in template or (
-        "<|start_header_id|>" in template and '"parameters"' in template
-    ):
+    if PYTHON_TAG in template or ("<|start_header_id|>" in template and '"parameters"' in template):
         return LLAMA3
     return HERMES
 

@@ -120,7 +120,8 @@ RECORDED: list[tuple[str, str, str | None, list[dict[str, Any]]]] = [
     # Llama 3.2-3B-Instruct: a "type" key, and the arguments as a JSON string.
     (
         "llama3",
-        '{"type": "function", "name": "get_time", "parameters": "{\\"zone\\": \\"Asia/Shanghai\\"}"}',
+        '{"type": "function", "name": "get_time", '
+        '"parameters": "{\\"zone\\": \\"Asia/Shanghai\\"}"}',
         None,
         [TIME],
     ),
@@ -134,7 +135,8 @@ RECORDED: list[tuple[str, str, str | None, list[dict[str, Any]]]] = [
     # Llama: text, then the call after <|python_tag|>.
     (
         "llama3",
-        'Checking.<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", "days": 3}}',
+        "Checking.<|python_tag|>"
+        '{"name": "get_weather", "parameters": {"city": "Paris", "days": 3}}',
         "Checking.",
         [WEATHER],
     ),

@@ -55,7 +55,10 @@ def read_gguf_info(path: Path) -> GgufInfo:
     model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
     try:
         metadata = model.metadata()
-        trained = model.n_ctx_train()
+        # vocab_only loads no hyperparameters: the trained context is read from
+        # the metadata (<architecture>.context_length), as llama.cpp reads it.
+        architecture = metadata.get("general.architecture", "unknown")
+        trained = int(metadata.get(f"{architecture}.context_length", "0") or 0)
         bos, eos = model.token_bos(), model.token_eos()
         template = ChatTemplate(
             metadata.get("tokenizer.chat_template"),
@@ -77,7 +80,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
         parts=len(names),
         size_bytes=size,
         name=metadata.get("general.name", path.stem),
-        architecture=metadata.get("general.architecture", "unknown"),
+        architecture=architecture,
         quantisation=quantisation,
         trained_context=trained,
         tool_format=template.tool_format,

@@ -50,8 +50,9 @@ def grammar_for(constraint: JsonConstraint, bounds: JsonBounds) -> Grammar:
     )
 
 
-# Llama 3.x: the reply so far is the start of {"name" (after <|python_tag|>, maybe).
-START_TRIGGER = r'^\s*(?:<\|python_tag\|>)?(\{)(\s*"(n(a(m(e"?)?)?)?)?)?$'
+# Llama 3.x: the reply so far is the start of {"name": (after <|python_tag|>, maybe);
+# single spaces only, as the JSON grammar's own whitespace rule admits.
+START_TRIGGER = r'^\s*(?:<\|python_tag\|>)?(\{)( ?("(n(a(m(e(" ?(: ?)?)?)?)?)?)?)?)?$'
 
 
 def _tagged(gbnf: str, opening: str, closing: str, max_values: int, start: str) -> Grammar:

@@ -90,7 +90,7 @@ def _progress_class() -> Any:
     service's log), every few seconds there; HF_HUB_DISABLE_PROGRESS_BARS hides it."""
     from huggingface_hub.utils import tqdm
 
-    class Progress(tqdm):  # type: ignore[misc]
+    class Progress(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if kwargs.get("disable") is None:
                 kwargs["disable"] = False

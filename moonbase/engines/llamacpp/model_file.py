@@ -32,7 +32,7 @@ class ModelFileNotFound(RuntimeError):
 
 
 def split_parts(name: str) -> list[str]:
-    """Every part's file name of a split GGUF named by any of its parts; the name alone otherwise."""
+    """Every part's file name of a split GGUF named by any of its parts (else the name)."""
     match = SPLIT_PATTERN.match(name)
     if match is None:
         return [name]
