@@ -5,6 +5,7 @@ split GGUF. Nothing here reaches the real hub."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Iterator
@@ -12,14 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from moonbase.engines.base import ChatTurn, GenerationRequest, SamplingParams, TextDelta
 from moonbase.engines.llamacpp import hub
+from moonbase.engines.llamacpp.engine import LlamaCppEngine
 from moonbase.engines.llamacpp.model_file import (
     ModelFileNotFound,
+    default_model_path,
     package_model_path,
     resolve_model_path,
     split_parts,
 )
+from moonbase.settings import EngineSettings
 from tests.hub_server import FakeHub
+from tests.split_gguf import split_gguf
 
 REPO = "example-org/tiny-GGUF"
 # Not a model: bytes that open like a GGUF, enough for the transfer's checks.
@@ -189,3 +195,32 @@ def test_paths_and_packages_resolve_as_before(tmp_path: Path) -> None:
     (tmp_path / "m-00001-of-00002.gguf").write_bytes(b"GGUF")
     with pytest.raises(ModelFileNotFound, match=re.escape("m-00002-of-00002.gguf is missing")):
         resolve_model_path(str(tmp_path / "m-00001-of-00002.gguf"))
+
+
+async def greedy(engine: LlamaCppEngine) -> str:
+    prompt = await engine.render_prompt([ChatTurn("user", "Name three colours.")])
+    request = GenerationRequest("split", prompt, 24, SamplingParams(temperature=0.0))
+    return "".join([e.text async for e in engine.generate(request) if isinstance(e, TextDelta)])
+
+
+async def test_a_split_gguf_from_the_hub_loads_and_answers_as_the_whole_one(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """The embedded SmolLM2 written as two parts (gguf-py, as gguf-split does),
+    served by the hub, fetched by naming its first part, loaded by llama.cpp
+    from the cache: greedy output equal to the unsplit file's."""
+    made = tmp_path / "made"
+    made.mkdir()
+    parts = await asyncio.to_thread(split_gguf, default_model_path(), made, "smol", 2)
+    for part in parts:
+        fake_hub.add(REPO, f"split/{part.name}", part)
+    settings = EngineSettings(model=ref(f"split/{parts[0].name}"), n_ctx=512, slots=1)
+    split = await asyncio.to_thread(LlamaCppEngine, settings, tmp_path / "models")
+    whole = await asyncio.to_thread(LlamaCppEngine, EngineSettings(n_ctx=512, slots=1))
+    try:
+        assert tmp_path / "models" in split.model_path.parents
+        assert split.model_path.name == "smol-00001-of-00002.gguf"
+        assert await greedy(split) == await greedy(whole)
+    finally:
+        await split.close()
+        await whole.close()
