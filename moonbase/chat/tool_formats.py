@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from moonbase.engines.chat_template import tool_call_format
+
 PYTHON_TAG = "<|python_tag|>"
 
 
@@ -92,15 +94,7 @@ FORMATS = {f.name: f for f in (HERMES, LLAMA3, MISTRAL, MISTRAL_ARGS)}
 
 def detect(template: str | None) -> ToolFormat:
     """The format a chat template teaches its model (``hermes`` when it names none)."""
-    if not template:
-        return HERMES
-    if "[TOOL_CALLS]" in template:
-        return MISTRAL_ARGS if "[ARGS]" in template else MISTRAL
-    if "<tool_call>" in template:
-        return HERMES
-    if PYTHON_TAG in template or ("<|start_header_id|>" in template and '"parameters"' in template):
-        return LLAMA3
-    return HERMES
+    return FORMATS[tool_call_format(template)]
 
 
 def _tagged_calls(text: str, opening: str, closing: str) -> tuple[list[dict[str, Any]], bool]:

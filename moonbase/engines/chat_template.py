@@ -28,6 +28,24 @@ FALLBACK_TEMPLATE = (
 )
 
 
+def tool_call_format(template: str | None) -> str:
+    """The tool-call format a chat template teaches its model, by the markers
+    it writes: Mistral's ``[TOOL_CALLS]`` (``[ARGS]`` in the newer form),
+    Qwen/Hermes ``<tool_call>``, Llama 3.x's ``<|python_tag|>`` or its
+    ``"parameters"`` JSON; ``hermes`` (the generic format) when it names none."""
+    if not template:
+        return "hermes"
+    if "[TOOL_CALLS]" in template:
+        return "mistral-args" if "[ARGS]" in template else "mistral"
+    if "<tool_call>" in template:
+        return "hermes"
+    if "<|python_tag|>" in template or (
+        "<|start_header_id|>" in template and '"parameters"' in template
+    ):
+        return "llama3"
+    return "hermes"
+
+
 def _raise_exception(message: str) -> None:
     raise ChatTemplateError(message)
 
@@ -59,9 +77,7 @@ class ChatTemplate:
     @property
     def tool_format(self) -> str:
         """How the template's model writes tool calls (chat/tool_formats.py)."""
-        from moonbase.chat.tool_formats import detect
-
-        return detect(self.source).name
+        return tool_call_format(self.source)
 
     @property
     def reasons_natively(self) -> bool:
