@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from moonbase import admin, cli_people
 from moonbase.alerts import manage as alert_admin
@@ -704,3 +705,17 @@ def batch_submit(
             typer.echo(f"{suffix}: {target}")
     if batch["status"] != "completed":
         raise typer.Exit(1)
+
+
+def main() -> None:
+    """The console script: a settings mistake is one line naming the setting,
+    never a traceback (nor a server that fails later)."""
+    try:
+        app(prog_name="moonbase")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise SystemExit(1) from None

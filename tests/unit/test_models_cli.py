@@ -5,6 +5,9 @@ the GGUF's metadata) and its capabilities; ``models pull`` and ``serve
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,21 @@ def test_model_path_is_the_older_name_of_model() -> None:
     assert EngineSettings(model_path=Path("/m/x.gguf")).model == "/m/x.gguf"
     with pytest.raises(ValueError, match="not both"):
         EngineSettings(model="a.gguf", model_path=Path("/m/x.gguf"))
+
+
+def test_a_settings_mistake_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "MOONBASE_ENGINES__EMBEDDED__MODEL": "a.gguf",
+        "MOONBASE_ENGINES__EMBEDDED__MODEL_PATH": "/m/x.gguf",
+    }
+    shown = subprocess.run(
+        [sys.executable, "-m", "moonbase", "models", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert shown.returncode == 1
+    assert shown.stderr.startswith("error: invalid settings: engines.embedded")
+    assert "not both" in shown.stderr and "Traceback" not in shown.stderr
