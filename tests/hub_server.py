@@ -14,7 +14,7 @@ What ``huggingface_hub`` asks of the real hub, answered the same way:
 
 Faults on demand: ``corrupt`` serves other bytes than the SHA-256 says,
 ``cut_once`` closes the first transfer of each object halfway (the client
-resumes with a Range), ``down`` refuses every request.
+resumes with a Range), ``git_etag_only`` leaves out ``X-Linked-Etag``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class FakeHub:
     repos: dict[str, dict[str, HubFile]] = field(default_factory=dict)
     corrupt: bool = False
     cut_once: bool = False
+    git_etag_only: bool = False  # no X-Linked-Etag: the checksum must come from paths-info
     requests: list[dict[str, Any]] = field(default_factory=list)
     _cut: set[str] = field(default_factory=set)
     _server: ThreadingHTTPServer | None = None
@@ -137,14 +138,15 @@ class FakeHub:
         if entry is None:
             return self._empty(handler, 404, X_Error_Code="EntryNotFound", X_Repo_Commit=COMMIT)
         cdn = f"http://localhost:{self.port}/lfs/{entry.sha256}"
+        linked = {} if self.git_etag_only else {"X_Linked_Etag": f'"{entry.sha256}"'}
         self._empty(
             handler,
             302,
             Location=cdn,
             X_Repo_Commit=COMMIT,
-            X_Linked_Etag=f'"{entry.sha256}"',
             X_Linked_Size=str(len(entry.data)),
             ETag=f'"{entry.git_oid}"',
+            **linked,
         )
 
     def _object(self, handler: BaseHTTPRequestHandler, sha: str, body: bool) -> None:

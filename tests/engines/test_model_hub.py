@@ -172,12 +172,17 @@ def test_every_part_of_a_split_gguf_is_fetched(fake_hub: FakeHub, tmp_path: Path
     assert len(fake_hub.downloads()) == 3
 
 
-def test_an_lfs_checksum_from_paths_info_when_the_etag_is_not_one(
+def test_the_checksum_comes_from_paths_info_when_the_etag_is_not_one(
     fake_hub: FakeHub, tmp_path: Path
 ) -> None:
     entry = fake_hub.add(REPO, "tiny-q4_k_m.gguf", BLOB)
-    parsed = hub.parse_ref(ref())
-    assert hub._lfs_sha256(parsed, parsed.filename) == entry.sha256
+    fake_hub.git_etag_only = True
+    fake_hub.corrupt = True
+    with pytest.raises(ModelFileNotFound, match=f"hub reports {entry.sha256}"):
+        resolve_model_path(ref(), tmp_path)
+    assert any("/paths-info/" in r["path"] for r in fake_hub.requests)
+    fake_hub.corrupt = False
+    assert resolve_model_path(ref(), tmp_path).read_bytes() == BLOB
 
 
 def test_paths_and_packages_resolve_as_before(tmp_path: Path) -> None:
