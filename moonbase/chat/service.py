@@ -37,6 +37,7 @@ from moonbase.engines.base import (
     PromptProcessed,
     ReasoningDelta,
     TextDelta,
+    ToolCallsMade,
     estimate_tokens,
 )
 from moonbase.errors import BadRequestError, InternalError, MoonbaseError
@@ -292,6 +293,7 @@ class ChatService:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
         last_finish: tuple[int, str] | None = None  # held until the usage is final
+        calls_sent: dict[int, int] = {}  # per choice: its position among the calls
         async with aclosing(self.run(chat, ticket, tally)) as events:
             async for event in events:
                 if isinstance(event, PromptProcessed):
@@ -303,10 +305,13 @@ class ChatService:
                     yield chunks.reasoning(event.index, event.text)
                 elif isinstance(event, TextDelta) and event.text:
                     yield chunks.content(event.index, event.text)
+                elif isinstance(event, ToolCallsMade):  # each call whole, as it is parsed
+                    sent = calls_sent.get(event.index, 0)
+                    yield chunks.tool_calls(event.index, list(event.calls), first=sent)
+                    calls_sent[event.index] = sent + len(event.calls)
                 elif isinstance(event, ChoiceFinished):
                     reason: str = event.finish_reason
-                    if event.index in tally.tool_calls:  # sent whole, once they are known
-                        yield chunks.tool_calls(event.index, tally.tool_calls[event.index])
+                    if event.index in tally.tool_calls:
                         reason = "tool_calls"
                     if tally.finished:
                         # An upstream reports usage after the last choice ends.

@@ -123,3 +123,41 @@ async def test_the_streamed_call_is_the_same(
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
         ("get_weather", {"city": "Paris"})
     ]
+
+
+async def test_each_streamed_call_goes_out_when_it_is_complete(tmp_path: Path) -> None:
+    """Two Hermes calls, one character a token: the first call's delta is sent
+    while the second is still being written, each with its own position."""
+    reply = "".join(
+        f'<tool_call>{{"name": "get_weather", "arguments": {{"city": "{city}"}}}}</tool_call>'
+        for city in ("Paris", "Oslo")
+    )
+    settings = Settings(data_dir=tmp_path)
+    db = Database(settings.resolved_database_url)
+    await db.migrate()
+    _, key = await funded_account(db, "tools", voucher="10")
+    app = create_app(settings, engines={EMBEDDED_ENGINE: ScriptedEngine(reply=reply)}, db=db)
+    chunks: list[dict[str, Any]] = []
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://m", headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            request = {**body(stream=True), "messages": [{"role": "user", "content": "Both?"}]}
+            async with http.stream("POST", "/v1/chat/completions", json=request) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        chunks.append(json.loads(line[6:]))
+    await db.dispose()
+    deltas = [
+        call
+        for chunk in chunks
+        for choice in chunk["choices"]
+        for call in choice["delta"].get("tool_calls") or []
+    ]
+    with_calls = [c for c in chunks if any(ch["delta"].get("tool_calls") for ch in c["choices"])]
+    assert len(with_calls) == 2  # one chunk a call, not both at the end
+    assert [(d["index"], d["id"]) for d in deltas] == [
+        (0, "functions.get_weather:0"),
+        (1, "functions.get_weather:1"),
+    ]
