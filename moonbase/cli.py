@@ -89,7 +89,8 @@ def serve(
         typer.secho(
             f"\nCreated the platform operator {settings.users.operator_email} with the "
             f"password (shown only this once):\n\n    {password}\n\n"
-            "Sign in: POST /v1/auth/sessions; change it: moonbase users password\n",
+            "Sign in: open /console in a browser, or POST /v1/auth/sessions; "
+            "change it: moonbase users password\n",
             fg=typer.colors.GREEN,
         )
     if issued is not None:

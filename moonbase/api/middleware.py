@@ -66,8 +66,11 @@ def _default_to_json(scope: Scope) -> None:
     """Read an unlabelled body as JSON, as the platform does.
 
     ``curl -d`` labels a JSON body as a form; the API has no form endpoints
-    (file uploads are multipart and keep their label).
+    (file uploads are multipart and keep their label). The console's pages
+    (``/console/...``) post real forms, which keep theirs.
     """
+    if scope.get("path", "").startswith("/console/"):
+        return
     headers = scope.get("headers", [])
     content_type = next((v for k, v in headers if k == b"content-type"), None)
     if content_type is None or content_type.startswith(b"application/x-www-form-urlencoded"):

@@ -107,30 +107,70 @@ async def _start_keeping_alive(
     return _response(first, chunks, dialect)
 
 
+class _Ready:
+    """Events made and not yet written: a bounded hand-off from the producer
+    task to the response's writer, which takes all there is at once.
+
+    asyncio.Queue does the same with about a dozen Python calls of
+    bookkeeping per item (its size checks, its waiter lists); per chunk of a
+    stream that was a tenth of the gateway's calls. One producer and one
+    consumer need only a list and a future each way."""
+
+    def __init__(self, limit: int) -> None:
+        self._items: list[bytes | None] = []
+        self._limit = limit
+        self._taker: asyncio.Future[None] | None = None  # the writer, waiting for events
+        self._giver: asyncio.Future[None] | None = None  # the producer, waiting for room
+
+    async def put(self, item: bytes | None) -> None:
+        while len(self._items) >= self._limit:  # a slow reader holds the producer back
+            self._giver = asyncio.get_running_loop().create_future()
+            await self._giver
+        self._items.append(item)
+        if self._taker is not None:
+            _wake(self._taker)
+            self._taker = None
+
+    async def take(self) -> list[bytes | None]:
+        """Everything made so far, waiting for at least one event."""
+        if not self._items:
+            # Cancelled while waiting (a keepalive's timeout), the future is
+            # left done and skipped; no event is lost, none was taken.
+            self._taker = asyncio.get_running_loop().create_future()
+            await self._taker
+        items, self._items = self._items, []
+        if self._giver is not None:
+            _wake(self._giver)
+            self._giver = None
+        return items
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 async def _encode(
     first: First, rest: AsyncGenerator[dict[str, Any], None], dialect: SseDialect
 ) -> AsyncGenerator[bytes, None]:
-    ready: asyncio.Queue[bytes | None] = asyncio.Queue(AHEAD)
+    ready = _Ready(AHEAD)
     producer = asyncio.create_task(_produce(first, rest, ready, dialect))
     try:
         while True:
             if dialect.keepalive is None:
-                event = await ready.get()
+                events = await ready.take()
             else:
                 try:
-                    event = await asyncio.wait_for(ready.get(), dialect.keepalive_s)
+                    events = await asyncio.wait_for(ready.take(), dialect.keepalive_s)
                 except TimeoutError:  # a long prompt still being read: the client waits
                     yield dialect.keepalive
                     continue
-            batch = []
-            while event is not _END:
-                batch.append(event)
-                if ready.empty():
-                    break
-                event = ready.get_nowait()
-            if batch:
-                yield b"".join(batch)
-            if event is _END:
+            ended = events[-1] is _END  # nothing is made after the end
+            if ended:
+                events.pop()
+            if events:
+                yield b"".join(events)  # type: ignore[arg-type]  # no _END left in it
+            if ended:
                 break
     finally:  # the client left, or all was sent: the generator ends either way
         producer.cancel()
@@ -143,7 +183,7 @@ async def _encode(
 async def _produce(
     first: First,
     rest: AsyncGenerator[dict[str, Any], None],
-    ready: asyncio.Queue[bytes | None],
+    ready: _Ready,
     dialect: SseDialect,
 ) -> None:
     async with aclosing(rest):

@@ -28,8 +28,13 @@ class ProjectLimits:
     tpd: int | None = None
 
     @property
-    def any(self) -> bool:
-        return any(value is not None for value in self.as_dict().values())
+    def any(self) -> bool:  # on every request: spelled out, no dict built
+        return (
+            self.concurrency is not None
+            or self.rpm is not None
+            or self.tpm is not None
+            or self.tpd is not None
+        )
 
     def as_dict(self) -> dict[str, int | None]:
         return {"concurrency": self.concurrency, "rpm": self.rpm, "tpm": self.tpm, "tpd": self.tpd}

@@ -238,6 +238,28 @@ class OrganizationService:
         async with self._db.transaction() as session:
             await credentials.close_session(session, token)
 
+    async def sign_out_everywhere(self, p: Principal) -> None:
+        """End every session of the caller (this one too), on every device."""
+        async with self._db.transaction() as session:
+            await credentials.close_sessions_of(session, p.user_id)
+            audit.record(session, p.actor, "user.sign_out_everywhere", p.user_id, p.account_id, {})
+
+    async def organisations_of(self, token: str) -> list[tuple[str, str, str]]:
+        """(id, name, role) of each organisation a session's user may act in:
+        their memberships; for the operator, every organisation."""
+        async with self._db.read() as session:
+            user = await credentials.session_user(session, token)
+            if user is None:
+                raise AuthenticationError(
+                    "Your session has ended: sign in again", code="invalid_session"
+                )
+            mine = {m.account_id: m.role for m in await users.organisations_of(session, user.id)}
+            ids = await accounts.ids(session, limit=1000) if user.is_operator else list(mine)
+            found = [await accounts.get(session, account_id) for account_id in ids]
+        return sorted(
+            (a.id, a.name, mine.get(a.id, OrgRole.OWNER.value)) for a in found if a is not None
+        )
+
     async def principal(
         self, token: str, organization: str | None, address: str | None
     ) -> Principal:
@@ -695,6 +717,53 @@ class OrganizationService:
         await admin.revoke_key(self._db, key.id, p.actor)
         self._keys.forget_key(key.id)
         return wire.Deleted(object="organization.project.api_key.deleted", id=key.id)
+
+    async def _changeable_key(
+        self, p: Principal, project_id: str, key_id: str, what: str
+    ) -> ApiKey:
+        """A live key of the project that ``p`` may change: their own (where
+        they may still use the project), or any as its manager."""
+        async with self._db.read() as session:
+            key = await self._project_key(session, p, project_id, key_id)
+        if key.created_by == f"user:{p.user_id}":
+            p.require_project_user(project_id, what)
+        else:
+            p.require_project_manager(project_id, what)
+        return key
+
+    async def set_project_key_disabled(
+        self, p: Principal, project_id: str, key_id: str, disabled: bool
+    ) -> wire.ProjectApiKey:
+        key = await self._changeable_key(p, project_id, key_id, "disable or enable this key")
+        await admin.set_key_disabled(self._db, key.id, disabled, p.actor)
+        self._keys.forget_key(key.id)
+        return await self.get_project_key(p, project_id, key.id)
+
+    async def rotate_project_key(
+        self, p: Principal, project_id: str, key_id: str, grace_s: float
+    ) -> wire.ProjectApiKey:
+        """A new secret (in ``value``, this once); the old one works ``grace_s`` more."""
+        key = await self._changeable_key(p, project_id, key_id, "rotate this key")
+        issued = await admin.rotate_key(self._db, key.id, grace_s, p.actor)
+        self._keys.forget_key(key.id)
+        out = await self.get_project_key(p, project_id, key.id)
+        return out.model_copy(update={"value": issued.secret})
+
+    async def project_models(self, p: Principal, project_id: str) -> list[str] | None:
+        """The project's model allowlist (None: any model)."""
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+            return decode_list(project.allowed_models)
+
+    async def set_project_models(
+        self, p: Principal, project_id: str, models: list[str] | None
+    ) -> list[str] | None:
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+        p.require_project_manager(project.id, "change this project's models")
+        await admin.set_project_models(self._db, project.id, models, p.actor)
+        self._keys.forget_project(project.id)
+        return await self.project_models(p, project.id)
 
     # Admin keys --------------------------------------------------------------
 

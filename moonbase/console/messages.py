@@ -1,0 +1,282 @@
+"""The console's one message catalogue: every string a page shows, in English
+and Simplified Chinese, by key. ``{name}`` placeholders are filled by
+``Translator`` (i18n.py); both languages of a key take the same ones
+(tests/console/test_catalogue.py checks it, and that every key a template or
+route names is here).
+
+Keys are grouped by page (``keys.*``, ``projects.*``) with shared ones in
+``common.*``, ``field.*`` (form fields, also used to name the field an error
+is about: ``field.<param>``), ``error.*``, ``nav.*`` and ``role.*``."""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # Navigation and layout
+    "nav.skip": ("Skip to content", "跳到正文"),
+    "nav.label": ("Console", "控制台"),
+    "nav.overview": ("Overview", "概览"),
+    "nav.projects": ("Projects", "项目"),
+    "nav.keys": ("API keys", "API 密钥"),
+    "nav.operator": ("Platform operator", "平台运维"),
+    "nav.organization": ("Organization", "组织"),
+    "nav.language": ("Language", "语言"),
+    "nav.switch_language": ("Switch", "切换"),
+    # Roles
+    "role.owner": ("owner", "所有者"),
+    "role.admin": ("admin", "管理员"),
+    "role.member": ("member", "成员"),
+    "role.viewer": ("viewer", "只读成员"),
+    "role.operator": ("platform operator", "平台运维"),
+    "project_role.owner": ("project owner", "项目负责人"),
+    "project_role.member": ("project member", "项目成员"),
+    # Shared words
+    "common.never": ("never", "从未"),
+    "common.optional": ("optional", "可选"),
+    "common.save": ("Save", "保存"),
+    "common.show": ("Show", "显示"),
+    "common.actions": ("Actions", "操作"),
+    # Form fields (also the param an error names)
+    "field.email": ("Email", "邮箱"),
+    "field.password": ("Password", "密码"),
+    "field.user_name": ("Your name", "您的姓名"),
+    "field.name": ("Name", "名称"),
+    "field.project": ("Project", "项目"),
+    "field.project_id": ("Project", "项目"),
+    "field.key_id": ("API key", "API 密钥"),
+    "field.user_id": ("Person", "成员"),
+    "field.role": ("Role", "角色"),
+    "field.model": ("Model", "模型"),
+    "field.expires_at": ("Expires", "过期时间"),
+    "field.allowed_ips": ("Allowed IP addresses or networks", "允许的 IP 地址或网段"),
+    "field.allowed_models": ("Allowed models", "允许的模型"),
+    "field.daily_budget": ("Daily budget", "每日预算"),
+    "field.monthly_budget": ("Monthly budget", "每月预算"),
+    "field.grace_s": ("Grace period", "旧密钥保留时间"),
+    # Errors: what went wrong and what to do
+    "error.title": ("Something needs fixing", "需要处理的问题"),
+    "error.back": ("Back to the overview", "返回概览"),
+    "error.csrf": (
+        "This form has expired or did not come from this console. Reload the page and try again.",
+        "此表单已过期，或并非来自本控制台。请刷新页面后重试。",
+    ),
+    "error.forbidden": (
+        "Your role ({role}) does not allow this. Ask an owner or admin of the organization.",
+        "您的角色（{role}）无权执行此操作。请联系组织的所有者或管理员。",
+    ),
+    "error.not_found": (
+        "That no longer exists, or you cannot see it. Check the link or go back to the list.",
+        "该内容不存在，或您无权查看。请检查链接或返回列表。",
+    ),
+    "error.page_not_found": (
+        "There is no such page. Use the navigation to find what you need.",
+        "没有这个页面。请使用导航查找所需内容。",
+    ),
+    "error.throttled": (
+        "Too many failed sign-ins for this email. Wait {minutes} min and try again, or ask "
+        "the operator to reset your password.",
+        "此邮箱登录失败次数过多。请等待 {minutes} 分钟后重试，或请平台运维重置密码。",
+    ),
+    "error.credentials": (
+        "Wrong email or password. Check both and try again.",
+        "邮箱或密码错误。请检查后重试。",
+    ),
+    "error.invalid_field": ("{field}: {detail}", "{field}：{detail}"),
+    "error.invalid": ("{detail}", "{detail}"),
+    "error.unexpected": (
+        "Something went wrong on our side. Try again in a moment.",
+        "服务器出现问题，请稍后重试。",
+    ),
+    # Sign in and out
+    "auth.sign_in": ("Sign in", "登录"),
+    "auth.sign_in_title": ("Sign in to moonbase", "登录 moonbase"),
+    "auth.sign_out": ("Sign out", "退出登录"),
+    "auth.sign_out_everywhere": ("Sign out everywhere", "退出所有设备"),
+    "auth.session_ended": (
+        "Your session has ended. Sign in again to continue.",
+        "您的会话已结束，请重新登录。",
+    ),
+    "auth.signed_out": ("You are signed out.", "您已退出登录。"),
+    "auth.first_start_hint": (
+        "First start? The operator's password was printed once by moonbase serve "
+        "(or set MOONBASE_USERS__OPERATOR_PASSWORD).",
+        "首次启动？平台运维的密码已由 moonbase serve 打印一次"
+        "（也可通过 MOONBASE_USERS__OPERATOR_PASSWORD 设置）。",
+    ),
+    # Invitations
+    "invite.title": ("Join an organization", "加入组织"),
+    "invite.code": ("Invitation code", "邀请码"),
+    "invite.code_hint": (
+        "Filled in from your invitation link (it starts with inv-).",
+        "已从邀请链接自动填写（以 inv- 开头）。",
+    ),
+    "invite.signed_in": (
+        "You are signed in: accepting adds this account to the organization.",
+        "您已登录：接受邀请会将当前账号加入该组织。",
+    ),
+    "invite.password": ("Choose a password", "设置密码"),
+    "invite.password_hint": (
+        "At least 10 characters. Already have an account? Sign in first, then open the "
+        "invitation link again.",
+        "至少 10 个字符。已有账号？请先登录，再重新打开邀请链接。",
+    ),
+    "invite.accept": ("Accept the invitation", "接受邀请"),
+    "invite.sign_in_first": (
+        "This email already has an account: sign in with it, then open the invitation link again.",
+        "此邮箱已有账号：请先用它登录，再重新打开邀请链接。",
+    ),
+    "invite.unavailable": (
+        "This invitation is not valid any more (used, withdrawn or expired). Ask for a new one.",
+        "此邀请已失效（已使用、已撤回或已过期）。请索取新的邀请。",
+    ),
+    # Organisations
+    "org.choose": ("Choose an organization", "选择组织"),
+    "org.choose_hint": ("You belong to several. Which one?", "您属于多个组织，请选择一个："),
+    "org.open": ("Open", "进入"),
+    "org.none": ("You are not in any organization yet.", "您还不属于任何组织。"),
+    "org.none_next": (
+        "Ask an owner or admin to invite you, then open the link in the invitation.",
+        "请组织的所有者或管理员邀请您，然后打开邀请中的链接。",
+    ),
+    # Overview
+    "overview.title": ("Overview", "概览"),
+    "overview.summary": ("Balance and spend", "余额与消费"),
+    "overview.available": ("Available balance", "可用余额"),
+    "overview.cash": ("Cash balance", "现金余额"),
+    "overview.voucher": ("Voucher balance", "代金券余额"),
+    "overview.spent_month": ("Spent this month", "本月消费"),
+    "overview.requests_today": ("Requests today (UTC)", "今日请求数（UTC）"),
+    "overview.no_funds": (
+        "The balance is used up: requests are refused until the operator tops it up.",
+        "余额已用完：在平台运维充值之前，请求将被拒绝。",
+    ),
+    "overview.chart_title": (
+        "Requests by model, {first} – {last}",
+        "各模型请求数，{first} – {last}",
+    ),
+    "overview.chart_alt": (
+        "Requests per day by model over the last 30 days; the table below has the totals.",
+        "最近 30 天每天各模型的请求数；总数见下表。",
+    ),
+    "overview.chart_axis": ("requests", "请求数"),
+    "overview.chart_day": ("Day", "日期"),
+    "overview.by_model": ("Last 30 days by model", "最近 30 天（按模型）"),
+    "overview.no_usage": ("No requests in the last 30 days.", "最近 30 天没有请求。"),
+    "overview.no_usage_next": (
+        "Create an API key, then call the API with it (any OpenAI SDK works): requests "
+        "show up here within seconds.",
+        "创建一个 API 密钥，然后用它调用 API（任何 OpenAI SDK 均可）：请求会在几秒内显示在这里。",
+    ),
+    "overview.create_key": ("Create an API key", "创建 API 密钥"),
+    # Usage figures
+    "usage.requests": ("Requests", "请求数"),
+    "usage.input_tokens": ("Input tokens", "输入 tokens"),
+    "usage.cached_tokens": ("Cached tokens", "缓存 tokens"),
+    "usage.output_tokens": ("Output tokens", "输出 tokens"),
+    "usage.cost": ("Cost", "费用"),
+    # Projects
+    "projects.title": ("Projects", "项目"),
+    "projects.created": ("Created", "创建时间"),
+    "projects.spent_today": ("Spent today", "今日消费"),
+    "projects.spent_month": ("Spent this month", "本月消费"),
+    "projects.no_budget": ("no budget", "无预算"),
+    "projects.none": ("You are not in any project yet.", "您还没有加入任何项目。"),
+    "projects.none_next": (
+        "Create a project below: it gets its own keys, budgets and people.",
+        "在下方创建项目：每个项目有自己的密钥、预算和成员。",
+    ),
+    "projects.none_member": (
+        "Ask an owner or admin of the organization to add you to a project.",
+        "请组织的所有者或管理员将您加入项目。",
+    ),
+    "projects.create": ("Create a project", "创建项目"),
+    "projects.create_button": ("Create project", "创建项目"),
+    "project.keys_link": ("This project's API keys", "本项目的 API 密钥"),
+    "project.budgets": ("Budgets", "预算"),
+    "project.spent": (
+        "Spent today: {today} · this month: {month}",
+        "今日已消费：{today} · 本月：{month}",
+    ),
+    "project.budget_hint": (
+        "Leave a budget empty for none. Requests over a budget are refused (429) until "
+        "the next UTC day or month.",
+        "留空表示不设预算。超出预算的请求会被拒绝（429），直到下一个 UTC 日或月。",
+    ),
+    "project.members": ("People", "成员"),
+    "project.no_members": ("Nobody is in this project yet.", "此项目还没有成员。"),
+    "project.no_members_next": (
+        "Add people of the organization below: project members create their own keys.",
+        "在下方添加组织成员：项目成员可以创建自己的密钥。",
+    ),
+    "project.add_person": ("Add", "添加"),
+    "project.add": ("Add to project", "加入项目"),
+    "project.remove": ("Remove", "移除"),
+    "project.remove_confirm": (
+        "Remove {email} from this project? The keys they made for it stop working.",
+        "将 {email} 移出此项目？其为本项目创建的密钥将失效。",
+    ),
+    "project.models": ("Models", "模型"),
+    "project.models_hint": (
+        "Which models this project's keys may use",
+        "本项目的密钥可以使用哪些模型",
+    ),
+    "project.models_any": ("Any model", "任意模型"),
+    "project.models_only": ("Only the models checked below", "仅限下方勾选的模型"),
+    "project.done_created": ("Project created.", "项目已创建。"),
+    "project.done_budgets": ("Budgets saved.", "预算已保存。"),
+    "project.done_member": ("Added to the project.", "已加入项目。"),
+    "project.done_removed": ("Removed from the project.", "已移出项目。"),
+    "project.done_models": ("Models saved.", "模型设置已保存。"),
+    # API keys
+    "keys.title": ("API keys", "API 密钥"),
+    "keys.all_projects": ("All projects", "全部项目"),
+    "keys.status": ("Status", "状态"),
+    "keys.status_active": ("active", "可用"),
+    "keys.status_disabled": ("disabled", "已停用"),
+    "keys.last_used": ("Last used", "最近使用"),
+    "keys.allowlists": ("Allowed from / models", "允许的来源 / 模型"),
+    "keys.any_address": ("any address", "任意地址"),
+    "keys.any_model": ("any model", "任意模型"),
+    "keys.no_expiry": ("never", "永不过期"),
+    "keys.unnamed": ("(no name)", "（未命名）"),
+    "keys.read_only": ("read only", "只读"),
+    "keys.disable": ("Disable", "停用"),
+    "keys.enable": ("Enable", "启用"),
+    "keys.rotate": ("Rotate", "轮换"),
+    "keys.grace": ("Old secret keeps working for", "旧密钥继续有效"),
+    "keys.grace_0": ("old secret stops now", "旧密钥立即失效"),
+    "keys.grace_3600": ("old secret works 1 more hour", "旧密钥再保留 1 小时"),
+    "keys.grace_86400": ("old secret works 1 more day", "旧密钥再保留 1 天"),
+    "keys.grace_604800": ("old secret works 7 more days", "旧密钥再保留 7 天"),
+    "keys.revoke": ("Revoke", "吊销"),
+    "keys.revoke_confirm": (
+        "Revoke {name}? Programs using it stop working at once; this cannot be undone.",
+        "吊销 {name}？使用它的程序将立即失效，且无法撤销。",
+    ),
+    "keys.none": ("No API keys here yet.", "这里还没有 API 密钥。"),
+    "keys.none_next": (
+        "Create one below, then use it as the OpenAI SDK's api_key with base_url ending in /v1.",
+        "在下方创建一个，然后将其作为 OpenAI SDK 的 api_key 使用，base_url 以 /v1 结尾。",
+    ),
+    "keys.none_read_only": (
+        "Your role cannot create keys: ask an owner or admin, or to be added to a project.",
+        "您的角色无法创建密钥：请联系所有者或管理员，或申请加入某个项目。",
+    ),
+    "keys.create": ("Create an API key", "创建 API 密钥"),
+    "keys.create_button": ("Create key", "创建密钥"),
+    "keys.name_hint": ("what it is for, e.g. ci-bot", "用途，例如 ci-bot"),
+    "keys.models_hint": ("none checked: any model", "不勾选：任意模型"),
+    "keys.created_title": ("Your new API key", "您的新 API 密钥"),
+    "keys.rotated_title": ("The key's new secret", "密钥的新值"),
+    "keys.shown_once": (
+        "Copy it now: this is the only time it is shown. moonbase keeps only a hash.",
+        "请立即复制：密钥只显示这一次，moonbase 只保存其哈希值。",
+    ),
+    "keys.secret_label": ("Secret of {name}", "{name} 的密钥"),
+    "keys.copy": ("Copy", "复制"),
+    "keys.copied": ("Copied", "已复制"),
+    "keys.use_hint": (
+        "Use it as a bearer token, or as api_key in any OpenAI SDK:",
+        "将其用作 Bearer token，或在任何 OpenAI SDK 中用作 api_key：",
+    ),
+    "keys.done": ("I have copied it", "我已复制"),
+}

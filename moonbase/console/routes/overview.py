@@ -1,0 +1,84 @@
+"""The overview: balances, spend this month, requests today, and the last 30
+days by model, read from the daily rollups (``usage_daily``) through the
+management API's own usage service, so a member sees only their projects."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from starlette.responses import Response
+
+from moonbase.api.deps import BillingDep, OrganizationDep
+from moonbase.billing.money import to_yuan
+from moonbase.console.pages import MemberPage, console_router, nav
+from moonbase.organization.usage import UsageQuery
+
+router = console_router()
+nav("/console", "nav.overview", order=10)
+DAYS = 30
+DAY = timedelta(days=1)
+
+
+def _day_of(bucket: dict[str, Any]) -> date:
+    return datetime.fromtimestamp(bucket["start_time"], UTC).date()
+
+
+@router.get("")
+async def overview(page: MemberPage, service: OrganizationDep, billing: BillingDep) -> Response:
+    p = page.signed_in
+    today = datetime.now(UTC).date()
+    first = today - (DAYS - 1) * DAY
+    month = today.replace(day=1)
+    balances = await billing.balances(p.account_id)
+    usage = await service.usage(
+        p, UsageQuery(first, today + DAY, ("model",), (), (), (), DAYS), costs=False
+    )
+    since = min(first, month)
+    costs = await service.usage(
+        p, UsageQuery(since, today + DAY, ("line_item",), (), (), (), 31), costs=True
+    )
+
+    days = [first + i * DAY for i in range(DAYS)]
+    by_model: dict[str, list[int]] = defaultdict(lambda: [0] * DAYS)
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for bucket in usage["data"]:
+        index = (_day_of(bucket) - first).days
+        for result in bucket["results"]:
+            model = result["model"] or "?"
+            by_model[model][index] += result["num_model_requests"]
+            total = totals[model]
+            total["requests"] += result["num_model_requests"]
+            total["input"] += result["input_tokens"]
+            total["cached"] += result["input_cached_tokens"]
+            total["output"] += result["output_tokens"]
+    spent_month = 0.0
+    for bucket in costs["data"]:
+        day = _day_of(bucket)
+        for result in bucket["results"]:
+            value = float(result["amount"]["value"])
+            if day >= month:
+                spent_month += value
+            if day >= first:
+                totals[result["line_item"] or "?"]["cost"] += value
+    requests_today = sum(values[-1] for values in by_model.values())
+    t = page.t
+    chart = {
+        "labels": [t.short_date(day) for day in days],
+        "series": [{"name": name, "values": by_model[name]} for name in sorted(by_model)],
+        "x": t("overview.chart_day"),
+        "y": t("overview.chart_axis"),
+    }
+    return page.render(
+        "overview.html",
+        cash=to_yuan(balances.cash_micro),
+        voucher=to_yuan(balances.voucher_micro),
+        available=to_yuan(balances.available_micro),
+        spent_month=spent_month,
+        requests_today=requests_today,
+        chart=chart,
+        rows=sorted(totals.items(), key=lambda item: -item[1]["requests"]),
+        first=first,
+        today=today,
+    )

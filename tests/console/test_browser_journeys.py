@@ -1,0 +1,132 @@
+"""Journeys through the console in headless Chromium against a real
+``moonbase serve``: sign in (by keyboard), create a project and a key, use
+the key with the openai SDK and see the request on the overview, switch to
+Chinese; at 1280 px and at phone width (390 px). Screenshots of each step go
+to the screenshots folder (see tests/console/browser.py); the browser must
+report no Content-Security-Policy violation on any page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.console.browser import OPERATOR, PASSWORD, Browser
+from tests.e2e.server import RunningServer, openai_client
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+def sign_in(b: Browser) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    b.open("/console")
+    b.until(lambda: "/console/sign-in" in b.driver.current_url, "the sign-in page")
+    email = b.css("#email")
+    assert b.driver.switch_to.active_element == email  # the form starts focused
+    email.send_keys(OPERATOR, Keys.TAB)
+    b.driver.switch_to.active_element.send_keys(PASSWORD)
+    b.shot("01-sign-in")
+    b.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    b.until(lambda: b.driver.current_url.endswith("/console"), "the overview")
+    b.css("h1")
+
+
+def test_sign_in_by_keyboard_and_out_again(browser: Browser):
+    from selenium.webdriver.common.keys import Keys
+
+    sign_in(browser)
+    assert "Overview" in browser.text() and "Available balance" in browser.text()
+    # Keyboard: the first Tab reaches the skip link, which leads to the content.
+    browser.driver.find_element("tag name", "body").send_keys(Keys.TAB)
+    skip = browser.driver.switch_to.active_element
+    assert skip.get_attribute("class") == "skip"
+    browser.shot("02-overview-empty")
+    browser.css("form[action='/console/sign-out'] button").click()
+    browser.until(lambda: "signed out" in browser.text(), "the signed-out notice")
+    browser.open("/console/keys")
+    browser.until(lambda: "/console/sign-in" in browser.driver.current_url, "sign-in again")
+    assert not browser.csp_violations()
+
+
+def test_create_a_project_and_a_key_then_use_it_and_see_the_request(
+    browser: Browser, console_server: RunningServer
+):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser)
+    browser.css("nav a[href='/console/projects']").click()
+    browser.css("#project-name").send_keys("web")
+    browser.css("#project-monthly").send_keys("200")
+    browser.css("form[action='/console/projects'] button[type=submit]").click()
+    browser.until(lambda: "Project created." in browser.text(), "the new project")
+    browser.shot("03-project")
+    project_id = re.search(r"/console/projects/([^/?]+)", browser.driver.current_url)
+    assert project_id is not None
+
+    browser.css("a[href^='/console/keys?project=']").click()
+    assert "No API keys here yet." in browser.text()
+    browser.css("#key-name").send_keys("browser-journey")
+    browser.css("input[name=models][value='moonshot-v1-8k']").click()
+    browser.css("form[method=post][action='/console/keys'] button[type=submit]").click()
+    secret = browser.css("[data-testid=secret]").get_attribute("value")
+    assert secret.startswith("sk-")
+    browser.css("button[data-copy]").click()
+    browser.until(lambda: "Copied" in browser.text() or "Copy" in browser.text(), "copy")
+    browser.shot("04-key-created")
+    browser.css("a.button[href^='/console/keys']").click()
+    browser.until(lambda: "browser-journey" in browser.text(), "the key in the list")
+    assert secret not in browser.driver.page_source  # shown once, never again
+    browser.shot("05-keys")
+
+    client = openai_client(f"{console_server.base_url}/v1", secret)
+    reply = client.chat.completions.create(
+        model="moonshot-v1-8k", messages=[{"role": "user", "content": "Say yes."}], max_tokens=4
+    )
+    assert reply.usage is not None and reply.usage.total_tokens > 0
+
+    def seen() -> bool:
+        browser.open("/console")
+        cell = browser.driver.find_element(By.CSS_SELECTOR, "[data-testid=requests-today]")
+        return cell.text.strip() not in ("", "0")
+
+    browser.until(seen, "the request on the overview")
+    browser.css("#usage-chart canvas")  # uPlot drew the 30-day chart
+    assert "moonshot-v1-8k" in browser.text()
+    browser.shot("06-overview-with-usage")
+
+    # The key's row: disabling swaps it in place (htmx), and it says so.
+    browser.open(f"/console/keys?project={project_id.group(1)}")
+    browser.css("tr[id^=key-] form[hx-post$='/disable'] button").click()
+    browser.until(lambda: "disabled" in browser.css("tr[id^=key-]").text, "the disabled row")
+    browser.css("tr[id^=key-] form[hx-post$='/enable'] button")
+
+    browser.size(390, 844)  # a phone
+    browser.open("/console")
+    browser.css("#usage-chart canvas")
+    browser.shot("07-overview-390px")
+    width = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the overview scrolls sideways at 390 px ({width} px)"
+    browser.open(f"/console/keys?project={project_id.group(1)}")
+    browser.css("tr[id^=key-]")
+    browser.shot("08-keys-390px")
+    width = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the keys page scrolls sideways at 390 px ({width} px)"
+    assert not browser.csp_violations()
+
+
+def test_switch_to_chinese(browser: Browser):
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser)
+    Select(browser.css("#language")).select_by_value("zh-CN")  # submits on change
+    browser.until(lambda: "概览" in browser.text(), "the Chinese overview")
+    assert browser.driver.find_element("tag name", "html").get_attribute("lang") == "zh-Hans"
+    assert "可用余额" in browser.text() and "¥" in browser.text()
+    browser.shot("09-overview-zh")
+    browser.css("nav a[href='/console/keys']").click()
+    browser.until(lambda: "API 密钥" in browser.text(), "the Chinese keys page")
+    browser.shot("10-keys-zh")
+    Select(browser.css("#language")).select_by_value("en")
+    browser.until(lambda: "API keys" in browser.text(), "English again")
+    assert not browser.csp_violations()
