@@ -124,7 +124,7 @@ def cached(file: HubFile, cache_dir: Path) -> Path | None:
 
 
 def _fetch_part(file: HubFile, part: str, cache_dir: Path) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -136,6 +136,9 @@ def _fetch_part(file: HubFile, part: str, cache_dir: Path) -> Path:
 
     where = f"{HF_SCHEME}{file.repo_id}/{part}"
     is_offline = offline()
+    # huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported, and
+    # refuses every request while it is set: follow the environment as it is now.
+    constants.HF_HUB_OFFLINE = is_offline
     try:
         path = hf_hub_download(
             file.repo_id,
