@@ -1,3 +1,3 @@
-from moonbase.cli import app
+from moonbase.cli import main
 
-app(prog_name="moonbase")
+main()

@@ -121,6 +121,9 @@ class ServedModel:
     context_length: int
     supports_image_in: bool
     supports_video_in: bool
+    # How the serving model writes tool calls (chat/tool_formats.py), where the
+    # platform parses them; "hermes" for an upstream, which parses its own.
+    tool_format: str = "hermes"
 
     @property
     def id(self) -> str:

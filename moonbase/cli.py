@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from moonbase import admin, cli_people
 from moonbase.alerts import manage as alert_admin
@@ -22,11 +23,12 @@ from moonbase.billing import dead_letters, usage_retention
 from moonbase.billing.money import to_micro, to_yuan
 from moonbase.billing.service import BillingService
 from moonbase.cli_common import ConfigOpt, DataDirOpt, with_db
+from moonbase.cli_models import models_app, prepare_models
 from moonbase.errors import BadRequestError, MoonbaseError, NotFoundError
 from moonbase.logs import configure_logging
 from moonbase.organization import people
 from moonbase.services import running_services
-from moonbase.settings import Settings, load_settings
+from moonbase.settings import EngineSettings, Settings, load_settings
 from moonbase.store.database import Database
 from moonbase.store.repositories import audit
 from moonbase.store.repositories.usage import UsageRow
@@ -50,6 +52,7 @@ app.add_typer(batch_app, name="batch")
 # `moonbase usage` alone is the report, as it always was; `usage prune` deletes.
 usage_app = typer.Typer(help="Usage reports; pruning old raw usage records.")
 app.add_typer(usage_app, name="usage")
+app.add_typer(models_app, name="models")
 
 
 @app.command()
@@ -58,10 +61,28 @@ def serve(
     data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="The default engine's GGUF: a path, a package that ships one, or "
+            "hf://<owner>/<repo>/<file>.gguf[@revision]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the Moonshot API (on the embedded model unless configured otherwise)."""
     settings = load_settings(config, data_dir=data_dir, host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
+    if model is not None:
+        engine = settings.engines.get(settings.default_engine)
+        if not isinstance(engine, EngineSettings):
+            typer.echo(
+                f"error: --model sets the embedded engine's model, and the default engine "
+                f"'{settings.default_engine}' is not an embedded (llamacpp) one",
+                err=True,
+            )
+            raise typer.Exit(1)
+        engine.model, engine.model_path = model, None
+    prepare_models(settings)
     issued = with_db(settings, lambda db: admin.bootstrap(db, settings.billing))
     password = with_db(settings, lambda db: people.bootstrap_operator(db, settings.users))
     if password is not None:
@@ -99,6 +120,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     settings = load_settings(config, data_dir=data_dir)
     settings.batches.run_worker = True
     configure_logging(settings.log_level, settings.log_format)
+    prepare_models(settings)
 
     async def run() -> None:
         async with running_services(settings) as services:
@@ -684,3 +706,17 @@ def batch_submit(
             typer.echo(f"{suffix}: {target}")
     if batch["status"] != "completed":
         raise typer.Exit(1)
+
+
+def main() -> None:
+    """The console script: a settings mistake is one line naming the setting,
+    never a traceback (nor a server that fails later)."""
+    try:
+        app(prog_name="moonbase")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise SystemExit(1) from None

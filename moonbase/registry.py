@@ -63,6 +63,7 @@ class ModelRegistry:
                 context_length=context,
                 supports_image_in=spec.supports_image_in and caps.supports_image_in,
                 supports_video_in=spec.supports_video_in and caps.supports_video_in,
+                tool_format=caps.tool_format,
             )
         return cls(served, engines)
 

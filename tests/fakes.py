@@ -34,6 +34,7 @@ class ScriptedEngine:
         delay: float = 0,
         vision: bool = False,
         native_reasoning: bool = False,
+        tool_format: str = "hermes",
     ) -> None:
         self.reply = reply
         self.delay = delay  # seconds per token, to let a client leave mid-stream
@@ -43,6 +44,7 @@ class ScriptedEngine:
             supports_image_in=vision,
             supports_video_in=vision,
             native_reasoning=native_reasoning,
+            tool_format=tool_format,
         )
         self.rendered: list[list[ChatTurn]] = []  # the turns of every prompt rendered
         self.requests: list[GenerationRequest] = []

@@ -52,9 +52,10 @@ class ChunkFactory:
     def content(self, index: int, text: str) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": {"content": text}, "finish_reason": None}])
 
-    def tool_calls(self, index: int, calls: list[dict[str, Any]]) -> dict[str, Any]:
-        """All of a choice's calls in one delta, each with its position among them."""
-        deltas = [{"index": position, **call} for position, call in enumerate(calls)]
+    def tool_calls(self, index: int, calls: list[dict[str, Any]], first: int = 0) -> dict[str, Any]:
+        """Calls of a choice in one delta, each whole, with its position among
+        the choice's calls (``first`` for the first of these)."""
+        deltas = [{"index": first + i, **call} for i, call in enumerate(calls)]
         return self._chunk(
             [{"index": index, "delta": {"tool_calls": deltas}, "finish_reason": None}]
         )

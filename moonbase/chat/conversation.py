@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from moonbase.chat.media import MediaKey
+from moonbase.chat.tool_formats import HERMES, ToolFormat
 from moonbase.chat.tools import ToolPlan, history_text, system_block
 from moonbase.engines.base import ChatTurn, MediaInput
 from moonbase.errors import BadRequestError, InternalError
@@ -39,18 +40,20 @@ def to_conversation(
     tools: ToolPlan | None = None,
     keep_reasoning: bool = False,
     media: Media | None = None,
+    tool_format: ToolFormat = HERMES,
 ) -> Conversation:
     """Turns for the template. History ``reasoning_content`` is dropped unless
     ``keep_reasoning`` (kimi-k2.6 ``thinking.keep: "all"``) puts it back.
     ``media`` holds every image and video part, already resolved. The request's
     tools join the first system turn; a system message's own tools join that
     message, so the model meets them where the conversation loaded them."""
-    conversation = _conversation(messages, keep_reasoning, media or {}, tools)
+    fmt = tools.format if tools is not None else tool_format
+    conversation = _conversation(messages, keep_reasoning, media or {}, tools, fmt)
     offered = tools.declared_at(None) if tools is not None else []
     if not offered:
         return conversation
     turns = list(conversation.turns)
-    block = system_block(offered)
+    block = system_block(offered, fmt)
     if turns and turns[0].role == "system":
         first = turns[0]
         turns[0] = ChatTurn("system", f"{first.content}\n\n{block}", first.name, first.media)
@@ -60,7 +63,7 @@ def to_conversation(
 
 
 def _conversation(
-    messages: list[Message], keep: bool, media: Media, tools: ToolPlan | None
+    messages: list[Message], keep: bool, media: Media, tools: ToolPlan | None, fmt: ToolFormat
 ) -> Conversation:
     builtin_ids = {
         call.id
@@ -83,7 +86,7 @@ def _conversation(
                 param=f"messages[{index}].partial",
             )
     whole = messages[:last] if messages[last].partial else messages
-    turns = [_to_turn(i, m, keep, media, tools) for i, m in enumerate(whole)]
+    turns = [_to_turn(i, m, keep, media, tools, fmt) for i, m in enumerate(whole)]
     if messages[last].partial:
         prefix, _ = _content_of(last, messages[last], media)
         return Conversation(turns, assistant_prefix=prefix)
@@ -91,7 +94,12 @@ def _conversation(
 
 
 def _to_turn(
-    index: int, message: Message, keep: bool, media: Media, tools: ToolPlan | None
+    index: int,
+    message: Message,
+    keep: bool,
+    media: Media,
+    tools: ToolPlan | None,
+    fmt: ToolFormat,
 ) -> ChatTurn:
     where = f"messages[{index}]"
     text, attached = _content_of(index, message, media)
@@ -104,7 +112,7 @@ def _to_turn(
             )
         return ChatTurn("user", f"<tool_response>{text}</tool_response>", media=attached)
     if message.tool_calls:
-        return ChatTurn("assistant", history_text(message, text), message.name)
+        return ChatTurn("assistant", history_text(message, text, fmt), message.name)
     if not text and not attached and message.role not in ("assistant", "system"):
         raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
     if message.role == "system":
@@ -112,7 +120,8 @@ def _to_turn(
         if not text and not message.tools:
             raise BadRequestError(f"{where}.content must not be empty", param=f"{where}.content")
         if loaded:  # dynamically loaded tools
-            text = f"{text}\n\n{system_block(loaded)}" if text else system_block(loaded)
+            block = system_block(loaded, fmt)
+            text = f"{text}\n\n{block}" if text else block
     if message.role == "assistant" and not text and message.reasoning_content is None:
         raise BadRequestError(
             f"{where}: an assistant message needs content, reasoning_content or tool_calls",

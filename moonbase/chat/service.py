@@ -37,6 +37,7 @@ from moonbase.engines.base import (
     PromptProcessed,
     ReasoningDelta,
     TextDelta,
+    ToolCallsMade,
     estimate_tokens,
 )
 from moonbase.errors import BadRequestError, InternalError, MoonbaseError
@@ -148,7 +149,8 @@ class ChatService:
     ) -> int:
         """Tokens of the chat-templated prompt and its media, as a completion counts them."""
         model = self._registry.get(model_id)
-        tools = offered_in_messages(messages)  # a system message's tools count too
+        # a system message's tools count too
+        tools = offered_in_messages(messages, model.tool_format)
         media = await self._media_of(messages, model, account_id, project_id)
         return await self._registry.backend(model).count_tokens(messages, model, media, tools)
 
@@ -291,6 +293,7 @@ class ChatService:
         chunks = ChunkFactory(chat.completion_id, chat.created, chat.model_id, chat.include_usage)
         tally = Tally(chat.generation.n)
         last_finish: tuple[int, str] | None = None  # held until the usage is final
+        calls_sent: dict[int, int] = {}  # per choice: its position among the calls
         async with aclosing(self.run(chat, ticket, tally)) as events:
             async for event in events:
                 if isinstance(event, PromptProcessed):
@@ -302,10 +305,13 @@ class ChatService:
                     yield chunks.reasoning(event.index, event.text)
                 elif isinstance(event, TextDelta) and event.text:
                     yield chunks.content(event.index, event.text)
+                elif isinstance(event, ToolCallsMade):  # each call whole, as it is parsed
+                    sent = calls_sent.get(event.index, 0)
+                    yield chunks.tool_calls(event.index, list(event.calls), first=sent)
+                    calls_sent[event.index] = sent + len(event.calls)
                 elif isinstance(event, ChoiceFinished):
                     reason: str = event.finish_reason
-                    if event.index in tally.tool_calls:  # sent whole, once they are known
-                        yield chunks.tool_calls(event.index, tally.tool_calls[event.index])
+                    if event.index in tally.tool_calls:
                         reason = "tool_calls"
                     if tally.finished:
                         # An upstream reports usage after the last choice ends.
@@ -355,7 +361,7 @@ def _plan(request: ChatCompletionRequest, request_id: str, model: ServedModel) -
     """The model's rules applied to the request, before any engine sees it."""
     sampling = plan_sampling(model.family, request)
     check_partial_mode(request)
-    tools = plan_tools(request, model.family)
+    tools = plan_tools(request, model.family, model.tool_format)
     constraint = output_constraint(request.response_format)
     if tools is not None and tools.forced and constraint is not None:
         raise BadRequestError(

@@ -25,7 +25,8 @@ from moonbase.chat.thinking import (
     ThinkingPlan,
     think_then_answer,
 )
-from moonbase.chat.tools import ToolPlan, parse_reply
+from moonbase.chat.tool_formats import FORMATS, HERMES
+from moonbase.chat.tools import ReplyStream, ToolPlan, parse_reply
 from moonbase.engines.base import (
     ChatEvent,
     ChatTemplateError,
@@ -43,10 +44,15 @@ from moonbase.schemas.chat import Message
 class TemplatedBackend:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._tool_format = FORMATS.get(engine.capabilities.tool_format, HERMES)
 
     async def measure(self, plan: ChatPlan, model: ServedModel, media: Media) -> TemplatedPrompt:
         conversation = to_conversation(
-            plan.request.messages, plan.tools, plan.sampling.keep_reasoning, media
+            plan.request.messages,
+            plan.tools,
+            plan.sampling.keep_reasoning,
+            media,
+            self._tool_format,
         )
         tokens = await self._render(conversation.turns, conversation.assistant_prefix)
         return TemplatedPrompt(self, plan, conversation, tokens)
@@ -54,7 +60,7 @@ class TemplatedBackend:
     async def count_tokens(
         self, messages: list[Message], model: ServedModel, media: Media, tools: ToolPlan | None
     ) -> int:
-        conversation = to_conversation(messages, tools, media=media)
+        conversation = to_conversation(messages, tools, media=media, tool_format=self._tool_format)
         tokens = await self._render(conversation.turns, conversation.assistant_prefix)
         return len(tokens) + conversation.media_tokens
 
@@ -151,21 +157,36 @@ def _budget(model: ServedModel, prompt_tokens: int, asked: int | None, default: 
 async def _with_tool_calls(
     events: AsyncGenerator[ChatEvent, None], tools: ToolPlan
 ) -> AsyncGenerator[ChatEvent, None]:
-    """The model writes its calls in its text: each choice's text is held back
-    (its tokens still counted, for billing) and sent when the choice ends,
-    split into content and parsed calls."""
+    """The model writes its calls in its text, in its family's format.
+
+    Under "auto" each choice's text is split as it streams: content that
+    cannot begin a call goes out at once, each call as soon as it is complete
+    (``ToolCallsMade``); what may still become a call is held (its tokens
+    counted meanwhile by empty deltas, for billing). A forced reply is one
+    JSON object, held and parsed when its choice ends."""
     held: dict[int, list[str]] = {}
+    streams: dict[int, ReplyStream] = {}
     async with aclosing(events):  # closing this stream stops the generation
         async for event in events:
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta) and tools.forced:
                 held.setdefault(event.index, []).append(event.text)
                 yield TextDelta(event.index, "", event.tokens)
+            elif isinstance(event, TextDelta):
+                stream = streams.setdefault(event.index, ReplyStream(tools))
+                content, calls = stream.feed(event.text)
+                yield TextDelta(event.index, content, event.tokens)
+                if calls:
+                    yield ToolCallsMade(event.index, tuple(calls))
             elif isinstance(event, ChoiceFinished):
-                reply = parse_reply("".join(held.pop(event.index, ())), tools)
-                if reply.content:
-                    yield TextDelta(event.index, reply.content)
-                if reply.calls:
-                    yield ToolCallsMade(event.index, tuple(reply.calls))
+                if tools.forced:
+                    reply = parse_reply("".join(held.pop(event.index, ())), tools)
+                    rest, made = reply.content, reply.calls
+                else:
+                    rest, made = streams.pop(event.index, ReplyStream(tools)).finish()
+                if rest:
+                    yield TextDelta(event.index, rest)
+                if made:
+                    yield ToolCallsMade(event.index, tuple(made))
                 yield event
             else:
                 yield event

@@ -1,7 +1,10 @@
 """Function tools on engines without native tool calling.
 
-The tools are described to the model in a system block; a call is written as
-``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``. With
+The tools are described to the model in a system block; a call is written the
+way the model's family writes it (``tool_formats.py``: Hermes/Qwen
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, the generic
+default; Llama 3.x JSON; Mistral ``[TOOL_CALLS]``), chosen from its chat
+template. With
 ``tool_choice`` "required" (or a named function) the reply is generated under
 a grammar that only admits calls whose arguments follow the tools' schemas, so
 even a small model returns calls that parse and validate. With "auto" the
@@ -19,13 +22,12 @@ from typing import Any
 
 from moonbase.catalog import Family
 from moonbase.chat.mfjs import SchemaError, validate_schema
+from moonbase.chat.tool_formats import FORMATS, HERMES, CallSplitter, ToolFormat
 from moonbase.engines.base import JsonConstraint
 from moonbase.errors import BadRequestError
 from moonbase.schemas.chat import MAX_TOOLS, ChatCompletionRequest, Message, ToolDefinition
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9\-_]{2,63}$")
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
-CALL_PATTERN = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 MAX_CALLS_PER_TURN = 3
 
 
@@ -38,6 +40,7 @@ class ToolPlan:
     # index of the system message that loaded it (it is offered from there on).
     declared_in: dict[str, int | None] = field(default_factory=dict)
     max_calls: int = MAX_CALLS_PER_TURN  # 1 with parallel_tool_calls false
+    format: ToolFormat = HERMES  # how the model writes a call (its chat template's)
 
     @property
     def names(self) -> list[str]:
@@ -48,7 +51,9 @@ class ToolPlan:
         return [t for t in self.tools if self.declared_in.get(t.function.name) == message_index]
 
 
-def plan_tools(request: ChatCompletionRequest, family: Family | None = None) -> ToolPlan | None:
+def plan_tools(
+    request: ChatCompletionRequest, family: Family | None = None, tool_format: str = "hermes"
+) -> ToolPlan | None:
     """Validate tools and tool_choice; None when no tool may be called."""
     declared = declared_tools(request.tools, request.messages)
     choice = request.tool_choice
@@ -86,8 +91,9 @@ def plan_tools(request: ChatCompletionRequest, family: Family | None = None) -> 
     callable_tools = [t for t in tools if t.type == "function"] or tools
     previous = sum(len(m.tool_calls or []) for m in request.messages)
     where = {tool.function.name: index for tool, index in declared}
-    max_calls = 1 if request.parallel_tool_calls is False else MAX_CALLS_PER_TURN
-    return ToolPlan(callable_tools, forced, previous, where, max_calls)
+    fmt = FORMATS.get(tool_format, HERMES)
+    max_calls = 1 if request.parallel_tool_calls is False else fmt.max_calls
+    return ToolPlan(callable_tools, forced, previous, where, max_calls, fmt)
 
 
 def declared_tools(
@@ -157,20 +163,22 @@ def _check_tool(where: str, tool: ToolDefinition) -> None:
             ) from exc
 
 
-def offered_in_messages(messages: list[Message]) -> ToolPlan | None:
+def offered_in_messages(messages: list[Message], tool_format: str = "hermes") -> ToolPlan | None:
     """The tools a conversation's system messages load, as a chat request with
     no ``tools`` of its own would offer them (what a token count must include)."""
     declared = declared_tools(None, messages)
     if not declared:
         return None
     tools = [tool for tool, _ in declared]
-    return ToolPlan(tools, False, 0, {tool.function.name: index for tool, index in declared})
+    where = {tool.function.name: index for tool, index in declared}
+    fmt = FORMATS.get(tool_format, HERMES)
+    return ToolPlan(tools, False, 0, where, fmt.max_calls, fmt)
 
 
-def system_block(tools: list[ToolDefinition]) -> str:
+def system_block(tools: list[ToolDefinition], fmt: ToolFormat = HERMES) -> str:
     lines = [
         "You can call these tools. To call one, reply with only:",
-        '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>',
+        fmt.example,
         "Tools:",
     ]
     for tool in tools:
@@ -180,38 +188,44 @@ def system_block(tools: list[ToolDefinition]) -> str:
     return "\n".join(lines)
 
 
-def render_call(name: str, arguments: str) -> str:
+def _arguments(arguments: str) -> Any:
     try:
-        parsed: Any = json.loads(arguments or "{}")
+        return json.loads(arguments or "{}")
     except json.JSONDecodeError:
-        parsed = arguments
-    call = {"name": name, "arguments": parsed}
-    return f"<tool_call>{json.dumps(call, ensure_ascii=False)}</tool_call>"
+        return arguments
 
 
-def history_text(message: Message, text: str) -> str:
+def history_text(message: Message, text: str, fmt: ToolFormat = HERMES) -> str:
     """An assistant turn's text with its tool calls written the way the model writes them."""
-    calls = "".join(
-        render_call(c.function.name, c.function.arguments) for c in message.tool_calls or []
-    )
-    return text + calls
+    calls = [(c.function.name, _arguments(c.function.arguments)) for c in message.tool_calls or []]
+    written = fmt.write_calls(calls) if calls else ""
+    return f"{text}\n{written}" if text and written and not fmt.opening else text + written
 
 
-def calls_constraint(plan: ToolPlan) -> JsonConstraint:
+def calls_constraint(plan: ToolPlan) -> JsonConstraint | None:
     """How the model's calls are held to the tools' schemas while it decodes.
 
     Forced ("required" or a named function): the whole reply is
     ``{"calls": [...]}``. Under "auto" the model writes what it likes; once it
-    begins ``<tool_call>``, the call (the name one of the tools, the arguments
-    following its schema) and up to two more are held to the grammar, and then
-    the reply ends."""
+    begins a call in its family's format (``<tool_call>``, Llama's ``{`` at the
+    start of the reply, Mistral's ``[TOOL_CALLS]``), the call (the name one of
+    the tools, the arguments following its schema) and up to two more are held
+    to the grammar, and then the reply ends. Mistral's ``name[ARGS]{...}`` form
+    is not JSON: its calls are parsed but not constrained (None)."""
     defs: dict[str, Any] = {}
-    call = _one_call(plan, defs)
+    fmt = plan.format
     if not plan.forced:
+        if fmt.name == "mistral-args":
+            return None
+        call = _one_call(plan, defs, fmt.arguments_key)
+        if fmt.name == "mistral":  # one array of calls after [TOOL_CALLS]
+            call = {"type": "array", "items": call, "minItems": 1, "maxItems": plan.max_calls}
         schema = {**call, "$defs": defs} if defs else call
+        values = 1 if fmt.name == "mistral" else plan.max_calls
         return JsonConstraint(
-            schema=schema, opening=CALL_OPEN, closing=CALL_CLOSE, max_values=plan.max_calls
+            schema=schema, opening=fmt.opening, closing=fmt.closing, max_values=values
         )
+    call = _one_call(plan, defs)
     calls: dict[str, Any] = {
         "type": "object",
         "properties": {
@@ -229,7 +243,7 @@ def calls_constraint(plan: ToolPlan) -> JsonConstraint:
     return JsonConstraint(schema=calls)
 
 
-def _one_call(plan: ToolPlan, defs: dict[str, Any]) -> dict[str, Any]:
+def _one_call(plan: ToolPlan, defs: dict[str, Any], key: str = "arguments") -> dict[str, Any]:
     """The schema of one call, ``{"name": ..., "arguments": ...}``, of any of the tools."""
     variants = []
     for tool in plan.tools:
@@ -238,8 +252,8 @@ def _one_call(plan: ToolPlan, defs: dict[str, Any]) -> dict[str, Any]:
         variants.append(
             {
                 "type": "object",
-                "properties": {"name": {"type": "string", "enum": [name]}, "arguments": arguments},
-                "required": ["name", "arguments"],
+                "properties": {"name": {"type": "string", "enum": [name]}, key: arguments},
+                "required": ["name", key],
             }
         )
     return {"anyOf": variants} if len(variants) > 1 else variants[0]
@@ -304,43 +318,73 @@ def _finished_calls(text: str) -> list[Any]:
 
 
 def parse_reply(text: str, plan: ToolPlan) -> ParsedReply:
-    """Split generated text into content and tool calls."""
-    raw: list[Any]
-    content: str | None
+    """Split a choice's whole text into content and tool calls."""
     if plan.forced:
         try:
-            raw = json.loads(text).get("calls", [])
+            raw: list[Any] = json.loads(text).get("calls", [])
         except (json.JSONDecodeError, AttributeError):
             # Cut by max_tokens: keep the calls that were finished (a small
             # model may go on repeating calls until the budget runs out).
             raw = _finished_calls(text)
-        content = None
-    else:
-        raw = []
-        for match in CALL_PATTERN.finditer(text):
-            try:
-                raw.append(json.loads(match.group(1)))
-            except json.JSONDecodeError:
-                continue
-        head = text.split("<tool_call>", 1)[0].strip()
-        content = head or None if raw else text
-    calls: list[dict[str, Any]] = []
-    for call in raw:
-        if len(calls) == plan.max_calls:  # free text past the grammar's bound
-            break
-        if not isinstance(call, dict) or call.get("name") not in plan.names:
-            continue
-        index = plan.first_call_index + len(calls)
-        calls.append(
-            {
-                "id": f"functions.{call['name']}:{index}",
-                "type": "function",
-                "function": {
-                    "name": call["name"],
-                    "arguments": json.dumps(call.get("arguments", {}), ensure_ascii=False),
-                },
-            }
-        )
-    if not calls:
+        calls = CallNumbering(plan).number(raw)
+        return ParsedReply(None, calls) if calls else ParsedReply(text, [])
+    stream = ReplyStream(plan)
+    content, calls = stream.feed(text)
+    more_content, more_calls = stream.finish()
+    if not calls + more_calls:
         return ParsedReply(text, [])
-    return ParsedReply(content, calls)
+    return ParsedReply((content + more_content) or None, calls + more_calls)
+
+
+class CallNumbering:
+    """Calls of one choice as OpenAI tool_calls objects: only the plan's tools,
+    at most its ``max_calls``, ids numbered across the conversation."""
+
+    def __init__(self, plan: ToolPlan) -> None:
+        self._plan = plan
+        self._count = 0
+
+    def number(self, raw: list[Any]) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = []
+        for call in raw:
+            if self._count == self._plan.max_calls:  # free text past the grammar's bound
+                break
+            if not isinstance(call, dict) or call.get("name") not in self._plan.names:
+                continue
+            index = self._plan.first_call_index + self._count
+            self._count += 1
+            calls.append(
+                {
+                    "id": f"functions.{call['name']}:{index}",
+                    "type": "function",
+                    "function": {
+                        "name": call["name"],
+                        "arguments": json.dumps(call.get("arguments", {}), ensure_ascii=False),
+                    },
+                }
+            )
+        return calls
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+class ReplyStream:
+    """One choice under tool_choice "auto", as it streams: content that cannot
+    begin a call at once, each call when it is complete."""
+
+    def __init__(self, plan: ToolPlan) -> None:
+        self._splitter = CallSplitter(plan.format)
+        self._numbering = CallNumbering(plan)
+
+    def feed(self, text: str) -> tuple[str, list[dict[str, Any]]]:
+        content, raw = self._splitter.feed(text)
+        return content, self._numbering.number(raw)
+
+    def finish(self) -> tuple[str, list[dict[str, Any]]]:
+        content, raw, _ = self._splitter.finish()
+        calls = self._numbering.number(raw)
+        if self._numbering.count == 0:  # nothing callable: the text is content
+            content = content or self._splitter.given_back()
+        return content, calls

@@ -77,8 +77,9 @@ class JsonConstraint:
     schema: dict[str, Any] | None = None
     # Lazy (tool calls under tool_choice "auto"): the output is free text until
     # the model begins to write ``opening``; from there each value is
-    # ``opening`` + a JSON object (matching ``schema``) + ``closing``, at most
-    # ``max_values`` of them, and then the output ends.
+    # ``opening`` + a JSON value (matching ``schema``) + ``closing``, at most
+    # ``max_values`` of them, and then the output ends. An empty ``opening``
+    # (Llama 3.x) holds only a reply that begins with the value.
     opening: str | None = None
     closing: str = ""
     max_values: int = 1
@@ -189,6 +190,9 @@ class EngineCapabilities:
     reasoning_starts_open: bool = False
     # A ChatEngine: it takes whole conversations (an upstream server).
     takes_conversations: bool = False
+    # How the model writes tool calls, read from its chat template
+    # (chat/tool_formats.py: hermes, llama3, mistral, mistral-args).
+    tool_format: str = "hermes"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,24 @@ FALLBACK_TEMPLATE = (
 )
 
 
+def tool_call_format(template: str | None) -> str:
+    """The tool-call format a chat template teaches its model, by the markers
+    it writes: Mistral's ``[TOOL_CALLS]`` (``[ARGS]`` in the newer form),
+    Qwen/Hermes ``<tool_call>``, Llama 3.x's ``<|python_tag|>`` or its
+    ``"parameters"`` JSON; ``hermes`` (the generic format) when it names none."""
+    if not template:
+        return "hermes"
+    if "[TOOL_CALLS]" in template:
+        return "mistral-args" if "[ARGS]" in template else "mistral"
+    if "<tool_call>" in template:
+        return "hermes"
+    if "<|python_tag|>" in template or (
+        "<|start_header_id|>" in template and '"parameters"' in template
+    ):
+        return "llama3"
+    return "hermes"
+
+
 def _raise_exception(message: str) -> None:
     raise ChatTemplateError(message)
 
@@ -55,6 +73,11 @@ class ChatTemplate:
         self._template = env.from_string(self.source)
         self._bos_token = bos_token
         self._eos_token = eos_token
+
+    @property
+    def tool_format(self) -> str:
+        """How the template's model writes tool calls (chat/tool_formats.py)."""
+        return tool_call_format(self.source)
 
     @property
     def reasons_natively(self) -> bool:

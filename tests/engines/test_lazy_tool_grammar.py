@@ -15,6 +15,7 @@ import llama_cpp
 import pytest
 from llama_cpp import _internals
 
+from moonbase.chat.tool_formats import LLAMA3, MISTRAL, MISTRAL_ARGS
 from moonbase.chat.tools import ToolPlan, calls_constraint, parse_reply, system_block
 from moonbase.engines.base import ChatTurn, GenerationRequest, SamplingParams, TextDelta
 from moonbase.engines.llamacpp.engine import LlamaCppEngine
@@ -118,6 +119,74 @@ def test_the_trigger_only_matches_text_the_grammar_accepts():
     misses = ["<tool_call>(", "<tool_call>{x", "<tool_calls", "<tool_call>  {", "<tool"]
     assert all(re.search(trigger, text) for text in matches)
     assert not any(re.search(trigger, text) for text in misses)
+
+
+def test_mistral_calls_are_held_after_the_tag(model: _internals.LlamaModel):
+    plan = ToolPlan([WEATHER], False, 0, {}, 3, MISTRAL)
+    grammar = grammar_for(calls_constraint(plan), JsonBounds())
+    sampler = compile_grammar(model.vocab, grammar)
+    try:
+        n_vocab = llama_cpp.llama_vocab_n_tokens(model.vocab)
+        accept(sampler, model, "Checking. ")
+        assert len(allowed_pieces(sampler, model)) == n_vocab
+        accept(sampler, model, "[TOOL_CALLS]")
+        # Byte-level BPE pieces: Ġ is a space, Ċ a newline.
+        after = [
+            p.replace("Ġ".encode(), b" ").replace("Ċ".encode(), b"\n")
+            for p in allowed_pieces(sampler, model)
+        ]
+        assert after and all(
+            p.strip(b" \n") in (b"", b"[") or p.lstrip().startswith(b"[{") for p in after
+        )
+        accept(sampler, model, '[{"name": "get_weather", "arguments": {"city": "')
+        cities = {p.decode(errors="replace") for p in allowed_pieces(sampler, model)}
+        assert cities and all(
+            any(c.startswith(p) or p.startswith(c) for c in ("PARIS_FR", "OSLO_NO", "ROME_IT"))
+            for p in cities
+        )
+    finally:
+        llama_cpp.llama_sampler_free(sampler)
+
+
+def test_llama_calls_are_held_only_when_the_reply_begins_with_one(model: _internals.LlamaModel):
+    plan = ToolPlan([WEATHER], False, 0, {}, 1, LLAMA3)
+    grammar = grammar_for(calls_constraint(plan), JsonBounds())
+    n_vocab = llama_cpp.llama_vocab_n_tokens(model.vocab)
+    sampler = compile_grammar(model.vocab, grammar)
+    try:
+        accept(sampler, model, '{"')
+        after = allowed_pieces(sampler, model)
+        assert after and all(
+            "name".startswith(p.decode()) or p.decode().startswith("name") for p in after
+        ), sorted(after)[:20]
+        accept(sampler, model, 'name": "get_weather", "parameters": {"city": "')
+        cities = {p.decode(errors="replace") for p in allowed_pieces(sampler, model)}
+        assert cities and all(
+            any(c.startswith(p) or p.startswith(c) for c in ("PARIS_FR", "OSLO_NO", "ROME_IT"))
+            for p in cities
+        )
+    finally:
+        llama_cpp.llama_sampler_free(sampler)
+    sampler = compile_grammar(model.vocab, grammar)
+    try:  # braces later in a plain answer are text
+        accept(sampler, model, 'Use {"name": x} here')
+        assert len(allowed_pieces(sampler, model)) == n_vocab
+    finally:
+        llama_cpp.llama_sampler_free(sampler)
+
+
+def test_the_llama_trigger_is_anchored_at_the_start():
+    plan = ToolPlan([WEATHER], False, 0, {}, 1, LLAMA3)
+    (trigger,) = grammar_for(calls_constraint(plan), JsonBounds()).triggers
+    matches = ["{", ' {"', '{"na', '{"name"', '{"name": ', '<|python_tag|>{"name', "\n{ "]
+    misses = ['x {"name"', '{"type"', '{"name": "', '{  "name"', "<|python_tag|>"]
+    assert all(re.fullmatch(trigger, text) for text in matches)
+    assert not any(re.fullmatch(trigger, text) for text in misses)
+
+
+def test_mistral_args_calls_are_parsed_but_not_constrained():
+    plan = ToolPlan([WEATHER], False, 0, {}, 3, MISTRAL_ARGS)
+    assert calls_constraint(plan) is None
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
+from pathlib import Path
 
 import llama_cpp
 from llama_cpp import _internals, _logger
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 class LlamaCppEngine:
     """One GGUF model, one llama.cpp context shared by ``slots`` sequences."""
 
-    def __init__(self, settings: EngineSettings) -> None:
-        self.model_path = resolve_model_path(settings.model_path)
+    def __init__(self, settings: EngineSettings, model_cache: Path | None = None) -> None:
+        # An hf:// model is fetched into model_cache (<data_dir>/models) if it is not there.
+        self.model_path = resolve_model_path(settings.model, model_cache)
         _logger.set_verbose(False)  # llama.cpp's own log: errors only
         self._model = _internals.LlamaModel(
             path_model=str(self.model_path),
@@ -85,6 +87,7 @@ class LlamaCppEngine:
             model_name=metadata.get("general.name", self.model_path.stem),
             native_reasoning=self._template.reasons_natively,
             reasoning_starts_open=self._template.opens_reasoning(),
+            tool_format=self._template.tool_format,
         )
         self._scheduler = Scheduler(
             self._context.ctx,

@@ -16,6 +16,11 @@ like ``<tool_call>`` before its ``>``, so the grammar is in force before the
 tag is complete), or the whole tag followed by nothing but a prefix that every
 value admits (a space or newline, then the ``{`` that opens the object). A
 token that runs past that prefix never triggers, and its text stays text.
+
+Llama 3.x writes a call as a bare JSON object, the whole reply (perhaps after
+``<|python_tag|>``): its constraint has no opening, and the trigger matches
+only a reply that so far is that object's beginning, ``{"name"`` or less.
+Mistral's value after ``[TOOL_CALLS]`` is an array, so its prefix is ``[``.
 """
 
 from __future__ import annotations
@@ -39,22 +44,34 @@ def grammar_for(constraint: JsonConstraint, bounds: JsonBounds) -> Grammar:
     gbnf = json_grammar(constraint.schema, bounds)
     if constraint.opening is None:
         return Grammar(gbnf)
-    return _tagged(gbnf, constraint.opening, constraint.closing, constraint.max_values)
+    array = (constraint.schema or {}).get("type") == "array"
+    return _tagged(
+        gbnf, constraint.opening, constraint.closing, constraint.max_values, "[" if array else "{"
+    )
 
 
-def _tagged(gbnf: str, opening: str, closing: str, max_values: int) -> Grammar:
+# Llama 3.x: the reply so far is the start of {"name": (after <|python_tag|>, maybe);
+# single spaces only, as the JSON grammar's own whitespace rule admits.
+START_TRIGGER = r'^\s*(?:<\|python_tag\|>)?(\{)( ?("(n(a(m(e(" ?(: ?)?)?)?)?)?)?)?)?$'
+
+
+def _tagged(gbnf: str, opening: str, closing: str, max_values: int, start: str) -> Grammar:
     """``opening JSON closing``, 1 to ``max_values`` times, around the JSON grammar's root."""
-    if len(opening) < 2:
+    if opening and len(opening) < 2:
         raise ValueError("a lazy grammar's opening tag needs at least two characters")
     taken = {line.split(" ::=", 1)[0] for line in gbnf.splitlines() if " ::=" in line}
     root, value = _free("tagged", taken), _free("tagged-value", taken)
     separator = "[ \\n]?"
+    parts = [_literal(opening)] if opening else []
+    parts += [separator, "root", separator] + ([_literal(closing)] if closing else [])
     rules = [
         f"{root} ::= {value} ({separator} {value}){{0,{max_values - 1}}}",
-        f"{value} ::= {_literal(opening)} {separator} root {separator} {_literal(closing)}",
+        f"{value} ::= {' '.join(parts)}",
     ]
+    if not opening:
+        return Grammar(gbnf + "\n" + "\n".join(rules) + "\n", root, (START_TRIGGER,))
     head, last = re.escape(opening[:-1]), re.escape(opening[-1])
-    trigger = f"({head})({last}([ \\n]?\\{{)?)?$"
+    trigger = f"({head})({last}([ \\n]?{re.escape(start)})?)?$"
     return Grammar(gbnf + "\n" + "\n".join(rules) + "\n", root, (trigger,))
 
 
