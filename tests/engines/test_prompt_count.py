@@ -245,3 +245,19 @@ def test_tools_a_system_message_loads_reach_each_flavour(flavour: str):
         assert "tools" not in sent["messages"][0]
         assert sent["tools"] == [WEATHER, SEARCH]
     assert messages[0]["tools"] == [SEARCH]  # the client's body is not changed
+
+
+def test_the_calibration_samples_once_it_has_learnt_enough():
+    """Every reported count is observed at first; past 100 observations one
+    in 8 (a shape is a pass over the text on the request's path), and the
+    weights it reads are the same whether solved per observation or when read."""
+    calibration = TemplateCalibration()
+    messages = [{"role": "user", "content": "How many moons has Jupiter?"}]
+    observed = 0
+    for _ in range(100 + 80):
+        if calibration.due():
+            calibration.observe(messages, None, 20)
+            observed += 1
+    assert observed == 100 + 10
+    assert calibration.observations == observed
+    assert calibration.estimate(messages, None) == 20
