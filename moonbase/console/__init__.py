@@ -14,9 +14,28 @@ from moonbase.console.pages import STATIC
 
 def routers() -> list[APIRouter]:
     """Every page module's router, the catch-all (a console 404 page) last."""
-    from moonbase.console.routes import auth, invites, keys, not_found, overview, projects
+    from moonbase.console.routes import (
+        auth,
+        invites,
+        keys,
+        not_found,
+        overview,
+        projects,
+        usage,
+    )
 
-    return [module.router for module in (auth, invites, overview, projects, keys, not_found)]
+    return [
+        module.router
+        for module in (
+            auth,
+            invites,
+            overview,
+            projects,
+            keys,
+            usage,
+            not_found,
+        )
+    ]
 
 
 def mount(app: FastAPI) -> None:

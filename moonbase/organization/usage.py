@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -122,6 +122,16 @@ async def _rows(
         and (not q.models or row.model in q.models)
     ]
     return kept, last, last < q.end
+
+
+RollupRow = usage_rollups.RollupRow
+
+
+async def rows(db: Database, p: Principal, q: UsageQuery) -> list[RollupRow]:
+    """Rollup rows by day, project, key and model, of what ``p`` sees and
+    ``q`` filters (the console's usage page and its CSV)."""
+    kept, _, _ = await _rows(db, p, replace(q, group_by=tuple(USAGE_GROUPS)), USAGE_GROUPS)
+    return kept
 
 
 def _page(days: Sequence[date], results: dict[date, list[dict[str, Any]]], more: bool,
