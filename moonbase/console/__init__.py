@@ -16,8 +16,10 @@ def routers() -> list[APIRouter]:
     """Every page module's router, the catch-all (a console 404 page) last."""
     from moonbase.console.routes import (
         auth,
+        billing,
         invites,
         keys,
+        limits,
         not_found,
         overview,
         projects,
@@ -33,6 +35,8 @@ def routers() -> list[APIRouter]:
             projects,
             keys,
             usage,
+            billing,
+            limits,
             not_found,
         )
     ]

@@ -327,4 +327,78 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Nothing matches these filters: choose all projects, keys or models, or a longer range.",
         "没有符合这些筛选条件的用量：请选择全部项目、密钥或模型，或更长的时间范围。",
     ),
+    # Billing page
+    "nav.billing": ("Billing", "账单"),
+    "field.before": ("Before", "早于"),
+    "billing.title": ("Billing", "账单"),
+    "billing.balances": ("Balances", "余额"),
+    "billing.ledger": ("Ledger", "收支明细"),
+    "billing.before": ("before {day}", "{day} 之前"),
+    "billing.ledger_note": (
+        "Newest first. Top-ups, vouchers and adjustments as entered; charges summed per UTC "
+        "day (their detail is on the Usage page).",
+        "按时间倒序。充值、代金券和调整逐笔列出；扣费按 UTC 日汇总（明细见“用量”页面）。",
+    ),
+    "billing.when": ("When", "时间"),
+    "billing.kind": ("Entry", "类型"),
+    "billing.what": ("Details", "说明"),
+    "billing.cash": ("Cash", "现金"),
+    "billing.voucher": ("Voucher", "代金券"),
+    "billing.kind_topup": ("Top-up", "充值"),
+    "billing.kind_voucher": ("Voucher", "代金券"),
+    "billing.kind_refund": ("Refund", "退款"),
+    "billing.kind_adjustment": ("Adjustment", "调整"),
+    "billing.kind_charges": ("Charges", "扣费"),
+    "billing.charges_of_day": ("{requests} requests this day", "当日 {requests} 次请求"),
+    "billing.pages": ("Pages", "分页"),
+    "billing.newest": ("Newest", "最新"),
+    "billing.older": ("Older", "更早"),
+    "billing.none": ("No entries yet.", "暂无收支记录。"),
+    "billing.none_next": (
+        "Ask the platform operator to top up the organisation or grant a voucher; charges "
+        "appear here, per day, once requests are made.",
+        "请联系平台运维为组织充值或发放代金券；发起请求后，扣费会按日显示在这里。",
+    ),
+    "billing.no_older": ("Nothing older.", "没有更早的记录。"),
+    "billing.no_older_next": (
+        "This is the start of the ledger: go back to the newest entries.",
+        "已到收支明细的开头：返回最新记录。",
+    ),
+    # Rate limits page
+    "nav.limits": ("Rate limits", "速率限制"),
+    "limits.title": ("Rate limits", "速率限制"),
+    "limits.tier_label": ("Tier", "等级"),
+    "limits.tier": ("Tier {level}", "等级 {level}"),
+    "limits.next_tier": (
+        "Tier {level} from {amount} of cumulative top-ups: higher limits.",
+        "累计充值达到 {amount} 即升至等级 {level}，限额更高。",
+    ),
+    "limits.organization": ("The organisation's limits", "组织的限额"),
+    "limits.limit": ("Limit", "限额"),
+    "limits.allowed": ("Allowed", "上限"),
+    "limits.now": ("In use now", "当前用量"),
+    "limits.unlimited": ("unlimited", "不限"),
+    "limits.name_concurrency": ("Concurrent requests", "并发请求数"),
+    "limits.name_rpm": ("Requests per minute", "每分钟请求数"),
+    "limits.name_tpm": ("Tokens per minute", "每分钟 tokens"),
+    "limits.name_tpd": ("Tokens per day", "每日 tokens"),
+    "limits.now_note": (
+        "In use now: requests in flight, and requests and tokens over the last minute and "
+        "24 hours, as the rate limiter counts them.",
+        "当前用量：正在处理的请求，以及最近一分钟和 24 小时内的请求数与 tokens，"
+        "以速率限制器的计数为准。",
+    ),
+    "limits.projects": ("Projects' own limits", "项目自身的限额"),
+    "limits.used_of": ("{used} of {allowed}", "{used} / {allowed}"),
+    "limits.org_limit": ("organisation's", "同组织"),
+    "limits.projects_note": (
+        "A project's own limit applies on top of the organisation's; an organisation admin "
+        "sets it through the management API.",
+        "项目自身的限额与组织的限额同时生效；由组织管理员通过管理 API 设置。",
+    ),
+    "limits.no_projects": ("No projects to show.", "没有可显示的项目。"),
+    "limits.no_projects_next": (
+        "Ask an organisation admin to add you to a project.",
+        "请联系组织管理员将您加入项目。",
+    ),
 }

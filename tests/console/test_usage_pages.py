@@ -9,9 +9,12 @@ import csv
 import io
 import json
 import re
+from decimal import Decimal
 from html import unescape
+from typing import Any
 
-from moonbase import admin
+from moonbase.auth.actor import SYSTEM
+from moonbase.auth.project_policy import ProjectLimits
 from tests.console.harness import Visitor, signed_in
 from tests.organization.harness import Org
 
@@ -125,4 +128,105 @@ async def test_usage_in_chinese(org: Org):
     assert "月" in _chart(page.text)["labels"][0]
     empty = await owner.get("/console/usage?from=2020-01-01&to=2020-01-02")
     assert "此时间范围内没有用量。" in empty.text
-    assert admin  # imported for the billing tests below
+
+
+def _services(org: Org) -> Any:
+    return org.http._transport.app.state.services  # type: ignore[attr-defined]
+
+
+async def _credit(org: Org, kind: str, yuan: str, reason: str) -> None:
+    """The operator's top-up or voucher (as the admin API makes it)."""
+    await _services(org).billing.credit(org.a, kind, Decimal(yuan), reason)
+
+
+async def test_billing_shows_entries_and_charges_per_day_by_role(org: Org):
+    owner = await signed_in(org, "owner")
+    await _credit(org, "topup", "120.5", "wire 42")
+    await _credit(org, "voucher", "8", "welcome")
+    await _chat(org, await _key(owner, org.p1, "billing"), 4)
+    page = await owner.get("/console/billing")
+    assert page.status_code == 200
+    text = unescape(page.text)
+    assert "Top-up" in text and "wire 42" in text and "¥120.50" in text
+    assert "Voucher" in text and "welcome" in text and "¥8.00" in text
+    assert text.count("requests this day") == 1 and "4 requests this day" in text
+    assert "kind-charges" in page.text and 'rel="next"' not in page.text
+    for who in ("admin", "viewer", "operator"):
+        assert (await (await signed_in(org, who)).get("/console/billing")).status_code == 200, who
+    member = await signed_in(org, "member")  # the ledger holds other projects' charges
+    refused = await member.get("/console/billing")
+    assert refused.status_code == 403 and "does not allow this" in refused.text
+    outsider = await (await signed_in(org, "outsider")).get("/console/billing")
+    assert outsider.status_code == 200 and "wire 42" not in outsider.text  # its own: none
+    assert "No entries yet." in outsider.text and "top up" in outsider.text
+    bad = await owner.get("/console/billing?before=yesterday")
+    assert bad.status_code == 400 and "Before:" in unescape(bad.text)
+    older = await owner.get("/console/billing?before=2020-01-01")
+    assert "Nothing older." in older.text
+
+
+async def test_billing_pages_by_whole_days(org: Org):
+    from datetime import UTC, date, datetime, timedelta
+
+    from moonbase.store.tables import LedgerEntry, UsageDaily
+
+    today = datetime.now(UTC).date()
+    async with org.db.transaction() as session:
+        for n in range(70):  # 70 days of charges, and a top-up on 70 days
+            day = today - timedelta(days=n)
+            session.add(
+                UsageDaily(
+                    account_id=org.a,
+                    day=day,
+                    project_id=org.p1,
+                    api_key_id="",
+                    model="moonshot-v1-8k",
+                    requests=n + 1,
+                    prompt_tokens=1,
+                    cached_tokens=0,
+                    completion_tokens=1,
+                    cost_micro=1000 * (n + 1),
+                )
+            )
+            session.add(LedgerEntry(account_id=org.a, kind="topup", cash_micro=10**6,
+                                    voucher_micro=0, reason=f"day {n}", reference=None,
+                                    created_at=datetime.combine(day, datetime.min.time(), UTC)
+                                    + timedelta(hours=12)))  # fmt: skip
+    owner = await signed_in(org, "owner")
+    seen: list[str] = []
+    path = "/console/billing"
+    for _ in range(10):
+        page = await owner.get(path)
+        assert page.status_code == 200
+        rows = re.findall(r"day (\d+)|(\d+) requests this day", page.text)
+        assert len(rows) <= 52  # a page: about 50 rows, whole days
+        seen += [f"d{a}" if a else f"c{b}" for a, b in rows]
+        found = re.search(r'href="(/console/billing\?before=[0-9-]+)" rel="next"', page.text)
+        if found is None:
+            break
+        path = found.group(1)
+    assert len(seen) == 140 and len(set(seen)) == 140  # every entry and day once
+    assert seen[:3] == ["c1", "d0", "c2"]  # newest first; a day's charges, then its entries
+    assert date.fromisoformat(path.rsplit("=", 1)[1]) < today
+
+
+async def test_rate_limits_show_tier_use_and_projects_by_role(org: Org):
+    await _services(org).admin.set_project_limits(org.p1, ProjectLimits(rpm=2), SYSTEM)
+    owner = await signed_in(org, "owner")
+    await _chat(org, await _key(owner, org.p1, "limits"), 1)
+    page = await owner.get("/console/limits")
+    assert page.status_code == 200
+    assert re.search(r'data-testid="tier">Tier \d<', page.text)
+    row = re.search(r'data-limit="rpm">(.*?)</tr>', page.text, re.S)
+    assert row is not None and re.search(r">1 <span", row.group(1)), row.group(1)  # 1 request
+    assert "1 of 2" in page.text and "research" in page.text and "secret" in page.text
+    member = await signed_in(org, "member")
+    mine = await member.get("/console/limits")
+    assert mine.status_code == 200 and "research" in mine.text and ">secret<" not in mine.text
+    for who in ("admin", "viewer", "viewer_in_p1", "outsider", "operator"):
+        assert (await (await signed_in(org, who)).get("/console/limits")).status_code == 200, who
+    chinese = await signed_in(org, "viewer", **{"accept-language": "zh-CN"})
+    zh = await chinese.get("/console/limits")
+    assert "速率限制" in zh.text and "每分钟请求数" in zh.text and re.search(r"等级 \d", zh.text)
+    zh_billing = await chinese.get("/console/billing")
+    assert "收支明细" in zh_billing.text
