@@ -814,11 +814,13 @@ class OrganizationService:
             return await usage.costs(self._db, p, query)
         return await usage.completions(self._db, p, query)
 
-    async def usage_rows(self, p: Principal, query: usage.UsageQuery) -> list[usage.RollupRow]:
-        """The console's usage: rollup rows by day, project, key and model of
-        what ``p`` sees, filtered as asked (cost included)."""
+    async def usage_rows(
+        self, p: Principal, query: usage.UsageQuery, group_by: Sequence[str]
+    ) -> list[usage.RollupRow]:
+        """The console's usage: rollup rows by day and ``group_by`` ("project",
+        "key", "model") of what ``p`` sees, filtered as asked (cost included)."""
         await self._billing.caught_up()
-        return await usage.rows(self._db, p, query)
+        return await usage.rows(self._db, p, query, group_by)
 
     async def ledger(self, p: Principal, before: date | None) -> billing_view.LedgerPage:
         """The ledger by whole days: owner, admin and viewer (a member: 403)."""

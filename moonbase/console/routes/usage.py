@@ -23,7 +23,7 @@ nav("/console/usage", "nav.usage", order=40)
 
 
 async def _read(
-    page: Page, service: OrganizationService
+    page: Page, service: OrganizationService, group_by: tuple[str, ...] | None
 ) -> tuple[report.Filters, list[RollupRow], dict[str, str], dict[str, str], list[object]]:
     """The filters, the rows, project and key names, and the visible projects.
     A project or key the visitor cannot see is a 404 (the service decides)."""
@@ -39,13 +39,15 @@ async def _read(
                 keys[key.id] = key.name
     if f.key and f.key not in keys:
         raise NotFoundError(f"no API key {f.key!r} in what you see", param="key_id")
-    rows = await service.usage_rows(p, f.query())
+    if group_by is None:  # the table's grouping only: the database sums the rest
+        group_by = () if f.group == "day" else (f.group,)
+    rows = await service.usage_rows(p, f.query(), group_by)
     return f, rows, {x.id: x.name for x in projects}, keys, list(projects)
 
 
 @router.get("/usage")
 async def usage(page: MemberPage, service: OrganizationDep) -> Response:
-    f, rows, projects, keys, project_list = await _read(page, service)
+    f, rows, projects, keys, project_list = await _read(page, service, None)
     t = page.t
     names = {"project": projects, "key": keys}.get(f.group, {})
 
@@ -76,7 +78,7 @@ async def usage(page: MemberPage, service: OrganizationDep) -> Response:
 
 @router.get("/usage.csv")
 async def usage_csv(page: MemberPage, service: OrganizationDep) -> Response:
-    f, rows, projects, keys, _ = await _read(page, service)
+    f, rows, projects, keys, _ = await _read(page, service, ("project", "key", "model"))
     name = f"moonbase-usage-{f.first.isoformat()}-{f.last.isoformat()}.csv"
     return Response(
         report.to_csv(rows, projects, keys).encode("utf-8-sig"),  # the BOM: Excel reads UTF-8
