@@ -35,6 +35,7 @@ from moonbase.errors import (
     RateLimitError,
 )
 from moonbase.organization import billing_view, people, usage
+from moonbase.organization.usage import RollupRow, UsageQuery
 from moonbase.schemas import organization as wire
 from moonbase.settings import UsersSettings
 from moonbase.store.database import Database
@@ -815,8 +816,8 @@ class OrganizationService:
         return await usage.completions(self._db, p, query)
 
     async def usage_rows(
-        self, p: Principal, query: usage.UsageQuery, group_by: Sequence[str]
-    ) -> list[usage.RollupRow]:
+        self, p: Principal, query: UsageQuery, group_by: Sequence[str]
+    ) -> list[RollupRow]:
         """The console's usage: rollup rows by day and ``group_by`` ("project",
         "key", "model") of what ``p`` sees, filtered as asked (cost included)."""
         await self._billing.caught_up()
