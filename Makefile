@@ -38,7 +38,7 @@ BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 CLAUDE_CODE_PACKAGE := @anthropic-ai/claude-code@2.1.197
 CLAUDE_CODE := .cache/claude-code
 
-.PHONY: install install-dev serve test lint typecheck check bench bench-usage vendor-console clean
+.PHONY: install install-dev serve test lint typecheck check bench bench-usage bench-console vendor-console clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,10 @@ bench: install-dev
 # from the raw records, on SQLite and PostgreSQL; see docs/benchmarks.md.
 bench-usage: install-dev
 	$(BIN)/python bench/usage_query_bench.py $(BENCH_ARGS)
+
+# Every console page's server time with 1M usage records, SQLite and PostgreSQL.
+bench-console: install-dev
+	$(BIN)/python bench/console_bench.py $(BENCH_ARGS)
 
 # The console's JavaScript and CSS, from npm at the versions pinned in the
 # script (only when moving to a new version; the files are committed).

@@ -36,6 +36,16 @@ class Admitted:
     tokens: int
 
 
+@dataclass(frozen=True)
+class InUse:
+    """What counts against the limits now (the console's rate-limit page)."""
+
+    in_flight: int
+    requests_minute: int  # requests in the last 60 seconds
+    tokens_minute: int
+    tokens_day: int  # tokens in the last 24 hours
+
+
 class RateLimiter(Protocol):
     """Counts kept under ``account_id``: an account's, or a project's under its
     own key (billing/project_limits.py) with ``project`` naming it in refusals."""
@@ -50,6 +60,8 @@ class RateLimiter(Protocol):
     ) -> Admitted: ...
 
     async def finish(self, account_id: str, admitted: Admitted, tokens: int) -> None: ...
+
+    async def in_use(self, account_id: str) -> InUse: ...
 
     async def close(self) -> None: ...
 
@@ -120,6 +132,18 @@ class LocalLimiter:
             counts.tokens[admitted.second] += change
         if admitted.hour in counts.hourly:
             counts.hourly[admitted.hour] += change
+
+    async def in_use(self, account_id: str) -> InUse:
+        counts = self._accounts.get(account_id)
+        if counts is None:
+            return InUse(0, 0, 0, 0)
+        _forget_old(counts, self._clock())
+        return InUse(
+            len(counts.in_flight),
+            sum(counts.requests.values()),
+            sum(counts.tokens.values()),
+            sum(counts.hourly.values()),
+        )
 
     async def close(self) -> None:
         return None
@@ -253,6 +277,28 @@ class RedisLimiter:
             tokens - admitted.tokens,
         ]
         await self._finish(keys=self._keys(account_id), args=args)
+
+    async def in_use(self, account_id: str) -> InUse:
+        """Read only: old buckets are skipped here and dropped by the next admission."""
+        in_flight, requests, tokens, hourly = self._keys(account_id)
+        now = time.time()
+        second, hour = int(now), int(now) // HOUR
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(in_flight, now - STALE_AFTER, "+inf")
+            pipe.hgetall(requests)
+            pipe.hgetall(tokens)
+            pipe.hgetall(hourly)
+            flying, per_second, tokens_per_second, per_hour = await pipe.execute()
+
+        def recent(buckets: dict[Any, Any], after: int) -> int:
+            return sum(int(v) for k, v in buckets.items() if int(k) > after)
+
+        return InUse(
+            int(flying),
+            recent(per_second, second - MINUTE),
+            recent(tokens_per_second, second - MINUTE),
+            recent(per_hour, hour - DAY // HOUR),
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -47,7 +47,7 @@ from moonbase.billing.account_cache import AccountCache
 from moonbase.billing.budgets import ProjectBudgets
 from moonbase.billing.dead_letters import DeadLetters
 from moonbase.billing.journal import ChargeJournal, Entry, orphans
-from moonbase.billing.limiter import Admitted, LocalLimiter, RateLimiter
+from moonbase.billing.limiter import Admitted, InUse, LocalLimiter, RateLimiter
 from moonbase.billing.money import MAX_BALANCE_MICRO, amount_problem, to_micro, to_yuan
 from moonbase.billing.pricing import DEFAULT_PRICES, Price, TokenUsage, cost_micro
 from moonbase.billing.tiers import Limits
@@ -452,6 +452,15 @@ class BillingService:
         """The account's tier and rate limits, as admission reads them."""
         state = await self._accounts.get(account_id)
         return state.tier, state.limits
+
+    async def in_use(self, account_id: str) -> InUse:
+        """What counts against the account's rate limits now (the limiter's
+        counts: this process's, or every gateway's with Redis)."""
+        return await self._limiter.in_use(account_id)
+
+    async def project_in_use(self, project_id: str) -> InUse:
+        """What counts against a project's own rate limits now."""
+        return await self._limiter.in_use(project_limits.counting_key(project_id))
 
     async def caught_up(self) -> None:
         """Before a read of usage or balances: this process's queued charges

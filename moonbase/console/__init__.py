@@ -17,17 +17,32 @@ def routers() -> list[APIRouter]:
     from moonbase.console.routes import (
         auth,
         batches,
+        billing,
         files,
         invites,
         keys,
+        limits,
         not_found,
         overview,
         projects,
+        usage,
     )
 
     return [
         module.router
-        for module in (auth, invites, overview, projects, keys, files, batches, not_found)
+        for module in (
+            auth,
+            invites,
+            overview,
+            projects,
+            keys,
+            usage,
+            billing,
+            limits,
+            files,
+            batches,
+            not_found,
+        )
     ]
 
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -34,7 +34,8 @@ from moonbase.errors import (
     NotFoundError,
     RateLimitError,
 )
-from moonbase.organization import people, usage
+from moonbase.organization import billing_view, people, usage
+from moonbase.organization.usage import RollupRow, UsageQuery
 from moonbase.schemas import organization as wire
 from moonbase.settings import UsersSettings
 from moonbase.store.database import Database
@@ -813,6 +814,30 @@ class OrganizationService:
         if costs:
             return await usage.costs(self._db, p, query)
         return await usage.completions(self._db, p, query)
+
+    async def usage_rows(
+        self, p: Principal, query: UsageQuery, group_by: Sequence[str]
+    ) -> list[RollupRow]:
+        """The console's usage: rollup rows by day and ``group_by`` ("project",
+        "key", "model") of what ``p`` sees, filtered as asked (cost included)."""
+        await self._billing.caught_up()
+        return await usage.rows(self._db, p, query, group_by)
+
+    async def ledger(self, p: Principal, before: date | None) -> billing_view.LedgerPage:
+        """The ledger by whole days: owner, admin and viewer (a member: 403)."""
+        billing_view.require_ledger_reader(p)
+        await self._billing.caught_up()
+        return await billing_view.ledger_page(self._db, p, before)
+
+    async def rate_limits(self, p: Principal) -> billing_view.RateLimits:
+        """The organisation's tier, limits and current use, and the own limits
+        and use of the projects ``p`` sees: everyone in the organisation."""
+        tier, limits = await self._billing.tier_and_limits(p.account_id)
+        found = await billing_view.project_limits(self._db, p)
+        return billing_view.RateLimits(
+            tier, limits, await self._billing.in_use(p.account_id),
+            [(row, await self._billing.project_in_use(row.project_id)) for row in found],
+        )  # fmt: skip
 
     # Audit log ---------------------------------------------------------------
 

@@ -124,6 +124,28 @@ async def _rows(
     return kept, last, last < q.end
 
 
+RollupRow = usage_rollups.RollupRow
+
+
+async def rows(
+    db: Database, p: Principal, q: UsageQuery, group_by: Sequence[str] = ("project", "key", "model")
+) -> list[RollupRow]:
+    """Rollup rows of days [q.start, q.end) by day and ``group_by`` (the
+    rollup's names: "project", "key", "model"), of what ``p`` sees and ``q``
+    filters, every filter in the query (the console's usage page, its CSV,
+    the overview): the database sums, whatever the number of rows."""
+    project_ids: list[str] | None = list(q.project_ids) or None
+    if not p.sees_all_projects:  # a member: their projects (no project is no one's)
+        project_ids = [x for x in (project_ids or p.projects) if x in p.projects]
+        if not project_ids:
+            return []
+    async with db.read() as session:
+        return await usage_rollups.buckets(
+            session, p.account_id, q.start, q.end, group_by, models=list(q.models) or None,
+            project_ids=project_ids, api_key_ids=list(q.api_key_ids) or None,
+        )  # fmt: skip
+
+
 def _page(days: Sequence[date], results: dict[date, list[dict[str, Any]]], more: bool,
           last: date) -> dict[str, Any]:  # fmt: skip
     data = [

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -140,6 +141,14 @@ class LedgerEntry(Base):
     """Append-only: every change of a balance, with why and what for."""
 
     __tablename__ = "ledger_entries"
+    # The entries that are not charges (the console's billing page), newest
+    # first, without reading an organisation's every charge (migration 0015).
+    __table_args__ = (
+        Index(
+            "ix_ledger_entries_account_credits", "account_id", "created_at",
+            sqlite_where=text("kind <> 'charge'"), postgresql_where=text("kind <> 'charge'"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -176,7 +176,8 @@ async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(org: Org):
     created = await owner.post("/console/projects", {"name": "csp"})
     project_path = created.headers["location"].split("?")[0]
     for path in ("/console", "/console/projects", project_path, "/console/keys",
-                 "/console/sign-in", "/console/accept-invite", "/console/nowhere"):  # fmt: skip
+                 "/console/sign-in", "/console/accept-invite", "/console/nowhere",
+                 "/console/usage", "/console/billing", "/console/limits"):  # fmt: skip
         reply = await owner.get(path)
         assert reply.status_code in (200, 404), (path, reply.status_code)
         csp = reply.headers["content-security-policy"]
@@ -189,6 +190,44 @@ async def test_pages_carry_a_strict_csp_and_no_inline_script_or_style(org: Org):
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
         assert not re.search(r"\sstyle=", reply.text) and "<style" not in reply.text
         assert not re.search(r"\son[a-z]+=", reply.text), path  # no inline handlers
+
+
+async def test_every_console_page_route_is_secured_and_strict_for_every_role(org: Org):
+    """Every GET route without a path parameter (found from the routers, so a
+    new page is covered without listing it): signed out, a redirect to sign
+    in; signed in, as each role, a page (or the service's 403) with the CSP
+    and headers, and no inline script or style."""
+    from moonbase.console import routers
+
+    paths = sorted(
+        {
+            route.path  # type: ignore[attr-defined]
+            for router in routers()
+            for route in router.routes
+            if "GET" in route.methods and "{" not in route.path  # type: ignore[attr-defined]
+        }
+    )
+    assert {"/console/usage", "/console/billing", "/console/limits"} <= set(paths)
+    anonymous = Visitor(org)
+    visitors = {who: await signed_in(org, who) for who in ("owner", "member", "viewer",
+                                                           "outsider", "operator")}  # fmt: skip
+    for path in paths:
+        public = await anonymous.get(path)
+        assert public.status_code in (200, 303, 404), (path, public.status_code)
+        for who, visitor in visitors.items():
+            reply = await visitor.get(path)
+            assert reply.status_code in (200, 303, 403, 404), (who, path, reply.status_code)
+            if reply.status_code == 303 or not reply.headers["content-type"].startswith(
+                "text/html"
+            ):
+                continue
+            csp = reply.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp, (who, path)
+            assert reply.headers["cache-control"] == "no-store", (who, path)
+            for tag in re.findall(r"<script[^>]*>", reply.text):
+                assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+            assert not re.search(r"\sstyle=", reply.text) and "<style" not in reply.text, path
+            assert not re.search(r"\son[a-z]+=", reply.text), path
 
 
 async def test_no_secret_on_any_page_after_the_one_that_created_it(org: Org):
@@ -206,8 +245,12 @@ async def test_no_secret_on_any_page_after_the_one_that_created_it(org: Org):
     for who in ("owner", "admin", "member", "viewer", "operator"):
         visitor = owner if who == "owner" else await signed_in(org, who)
         for path in ("/console", "/console/keys", f"/console/keys?project={org.p1}",
-                     "/console/projects", f"/console/projects/{org.p1}"):  # fmt: skip
+                     "/console/projects", f"/console/projects/{org.p1}", "/console/usage?group=key",
+                     "/console/usage.csv", "/console/billing", "/console/limits"):  # fmt: skip
             page = await visitor.get(path)
+            if who == "member" and path == "/console/billing":
+                assert page.status_code == 403  # the ledger is not a member's
+                continue
             assert page.status_code == 200, (who, path)
             for value in (secret.group(1), new_secret.group(1)):
                 assert value not in page.text and value[3:20] not in page.text, (who, path)

@@ -5,8 +5,7 @@ management API's own usage service, so a member sees only their projects."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from starlette.responses import Response
 
@@ -21,10 +20,6 @@ DAYS = 30
 DAY = timedelta(days=1)
 
 
-def _day_of(bucket: dict[str, Any]) -> date:
-    return datetime.fromtimestamp(bucket["start_time"], UTC).date()
-
-
 @router.get("")
 async def overview(page: MemberPage, service: OrganizationDep, billing: BillingDep) -> Response:
     p = page.signed_in
@@ -32,36 +27,28 @@ async def overview(page: MemberPage, service: OrganizationDep, billing: BillingD
     first = today - (DAYS - 1) * DAY
     month = today.replace(day=1)
     balances = await billing.balances(p.account_id)
-    usage = await service.usage(
-        p, UsageQuery(first, today + DAY, ("model",), (), (), (), DAYS), costs=False
-    )
     since = min(first, month)
-    costs = await service.usage(
-        p, UsageQuery(since, today + DAY, ("line_item",), (), (), (), 31), costs=True
-    )
+    rows = await service.usage_rows(
+        p, UsageQuery(since, today + DAY, (), (), (), (), (today + DAY - since).days), ("model",)
+    )  # one query: the database sums by day and model, whatever the number of records
 
     days = [first + i * DAY for i in range(DAYS)]
     by_model: dict[str, list[int]] = defaultdict(lambda: [0] * DAYS)
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for bucket in usage["data"]:
-        index = (_day_of(bucket) - first).days
-        for result in bucket["results"]:
-            model = result["model"] or "?"
-            by_model[model][index] += result["num_model_requests"]
-            total = totals[model]
-            total["requests"] += result["num_model_requests"]
-            total["input"] += result["input_tokens"]
-            total["cached"] += result["input_cached_tokens"]
-            total["output"] += result["output_tokens"]
     spent_month = 0.0
-    for bucket in costs["data"]:
-        day = _day_of(bucket)
-        for result in bucket["results"]:
-            value = float(result["amount"]["value"])
-            if day >= month:
-                spent_month += value
-            if day >= first:
-                totals[result["line_item"] or "?"]["cost"] += value
+    for row in rows:
+        model = row.model or "?"
+        if row.day >= month:
+            spent_month += to_yuan(row.cost_micro)
+        if row.day < first:
+            continue
+        by_model[model][(row.day - first).days] += row.requests
+        total = totals[model]
+        total["requests"] += row.requests
+        total["input"] += row.prompt_tokens
+        total["cached"] += row.cached_tokens
+        total["output"] += row.completion_tokens
+        total["cost"] += to_yuan(row.cost_micro)
     requests_today = sum(values[-1] for values in by_model.values())
     t = page.t
     chart = {

@@ -146,10 +146,13 @@ async def buckets(
     project_id: str | None = None,
     api_key_id: str | None = None,
     models: Sequence[str] | None = None,
+    project_ids: Sequence[str] | None = None,
+    api_key_ids: Sequence[str] | None = None,
 ) -> list[RollupRow]:
     """An organisation's usage per UTC day in [since, until), and per project,
     key and/or model (``group_by`` names them: "project", "key", "model"),
-    optionally only of one project, one key or some models; ordered by day,
+    optionally only of one project, one key or some models (or some projects,
+    some keys: the console's filters, in the query); ordered by day,
     then project, key and model (code points; no project or key first). Days
     without usage have no row."""
     unknown = [name for name in group_by if name not in GROUPS]
@@ -169,6 +172,10 @@ async def buckets(
         query = query.where(UsageDaily.api_key_id == api_key_id)
     if models is not None:
         query = query.where(UsageDaily.model.in_(list(models)))
+    if project_ids is not None:
+        query = query.where(UsageDaily.project_id.in_(list(project_ids)))
+    if api_key_ids is not None:
+        query = query.where(UsageDaily.api_key_id.in_(list(api_key_ids)))
     found = []
     for row in await session.execute(query):
         day, *rest = tuple[Any, ...](row)
