@@ -101,9 +101,9 @@ def moonbase_cli(data_dir: Path, config: Path, *args: str, code: Path | None = N
     ).stdout.strip()
 
 
-def start_moonbase(
-    folder: Path, stub: str, code: Path | None = None
-) -> tuple[subprocess.Popen, str, str]:
+def prepare_moonbase(folder: Path, stub: str, code: Path | None = None) -> tuple[Path, Path, str]:
+    """A config with the stub as its engine, and a data folder holding a
+    funded account with limits out of the way and its key."""
     config = folder / "moonbase.toml"
     config.write_text(
         'default_engine = "stub"\n'
@@ -120,7 +120,13 @@ def start_moonbase(
     limits = ["--concurrency", "100000", "--rpm", huge, "--tpm", huge, "--tpd", huge]
     moonbase_cli(data, config, "accounts", "limits", "bench", *limits, code=code)
     created = moonbase_cli(data, config, "keys", "create", "--account", "bench", code=code)
-    key = created.splitlines()[0]
+    return config, data, created.splitlines()[0]
+
+
+def start_moonbase(
+    folder: Path, stub: str, code: Path | None = None
+) -> tuple[subprocess.Popen, str, str]:
+    config, data, key = prepare_moonbase(folder, stub, code)
     port = free_port()
     serve, env = moonbase_command(code)
     process = subprocess.Popen(

@@ -45,27 +45,10 @@ from bench.gateway_bench import (
     QUESTION,
     ROOT,
     free_port,
-    moonbase_cli,
     moonbase_command,
+    prepare_moonbase,
     wait_up,
 )
-
-
-def prepare(folder: Path, stub: str, code: Path | None) -> tuple[Path, Path, str]:
-    """A data folder with a funded account and a key, as gateway_bench makes it."""
-    config = folder / "moonbase.toml"
-    config.write_text(
-        'default_engine = "stub"\n[engines.stub]\nkind = "upstream"\nflavour = "generic"\n'
-        f'urls = ["{stub}/v1"]\nmodel = "stub"\n'
-    )
-    data = folder / "data"
-    moonbase_cli(data, config, "accounts", "create", "bench", code=code)
-    moonbase_cli(data, config, "accounts", "topup", "bench", "1000000", code=code)
-    huge = "1000000000"
-    limits = ["--concurrency", "1000", "--rpm", huge, "--tpm", huge, "--tpd", huge]
-    moonbase_cli(data, config, "accounts", "limits", "bench", *limits, code=code)
-    created = moonbase_cli(data, config, "keys", "create", "--account", "bench", code=code)
-    return config, data, created.splitlines()[0]
 
 
 def callgrind(pid: int, *args: str) -> str:
@@ -105,7 +88,7 @@ def send(client: httpx.Client, url: str, key: str, stream: bool, count: int) -> 
 def measure(
     folder: Path, stub: str, code: Path | None, requests: int, idle_s: float
 ) -> dict[str, float]:
-    config, data, key = prepare(folder, stub, code)
+    config, data, key = prepare_moonbase(folder, stub, code)
     port = free_port()
     _, env = moonbase_command(code)
     # The interpreter itself under valgrind (not the script that starts it);
