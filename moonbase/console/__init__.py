@@ -14,9 +14,26 @@ from moonbase.console.pages import STATIC
 
 def routers() -> list[APIRouter]:
     """Every page module's router, the catch-all (a console 404 page) last."""
-    from moonbase.console.routes import auth, invites, keys, not_found, overview, projects
+    from moonbase.console.routes import (
+        auth,
+        invites,
+        keys,
+        not_found,
+        overview,
+        playground,
+        projects,
+    )
 
-    return [module.router for module in (auth, invites, overview, projects, keys, not_found)]
+    pages = (
+        auth,
+        invites,
+        overview,
+        projects,
+        keys,
+        playground,
+        not_found,  # last
+    )
+    return [module.router for module in pages]
 
 
 def mount(app: FastAPI) -> None:

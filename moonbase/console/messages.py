@@ -18,6 +18,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.projects": ("Projects", "项目"),
     "nav.keys": ("API keys", "API 密钥"),
     "nav.operator": ("Platform operator", "平台运维"),
+    "nav.playground": ("Playground", "体验中心"),
     "nav.organization": ("Organization", "组织"),
     "nav.language": ("Language", "语言"),
     "nav.switch_language": ("Switch", "切换"),
@@ -279,4 +280,132 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "将其用作 Bearer token，或在任何 OpenAI SDK 中用作 api_key：",
     ),
     "keys.done": ("I have copied it", "我已复制"),
+    # Playground
+    "playground.title": ("Playground", "体验中心"),
+    "playground.intro": (
+        "Try a model here: the project you choose pays, as a call with one of its keys would, "
+        "and the request shows in its usage.",
+        "在这里试用模型：费用由所选项目支付，与使用该项目的密钥调用相同，请求会计入其用量。",
+    ),
+    "playground.noscript": (
+        "The playground needs JavaScript: turn it on, or call the API with a key.",
+        "体验中心需要 JavaScript：请启用它，或使用密钥调用 API。",
+    ),
+    "playground.project": ("Project that pays", "付费项目"),
+    "playground.project_hint": (
+        "Its budgets, allowed models and rate limits apply.",
+        "该项目的预算、允许的模型和速率限制均适用。",
+    ),
+    "playground.context": ("Context", "上下文"),
+    "playground.cap_thinking_always": ("always thinks", "始终思考"),
+    "playground.cap_thinking_default": ("thinks by default", "默认思考"),
+    "playground.cap_no_thinking": ("no thinking", "不思考"),
+    "playground.cap_image": ("images", "图片"),
+    "playground.cap_video": ("video", "视频"),
+    "playground.cap_tools": ("tools", "工具调用"),
+    "playground.system": ("System prompt", "系统提示词"),
+    "playground.system_hint": (
+        "e.g. You are Kimi, a concise assistant.",
+        "例如：你是 Kimi，一个简洁的助手。",
+    ),
+    "playground.user": ("Message", "消息"),
+    "playground.user_hint": ("Ask something…", "输入您的问题…"),
+    "playground.image": ("Image", "图片"),
+    "playground.image_hint": (
+        "For models that read images (PNG, JPEG, WebP or GIF, at most 10 MB); sent in the "
+        "message as a data URL.",
+        "适用于可读取图片的模型（PNG、JPEG、WebP 或 GIF，最大 10 MB）；以 data URL 放入消息发送。",
+    ),
+    "playground.image_unsupported": (
+        "This model does not read images: choose one that lists images.",
+        "此模型不读取图片：请选择标有“图片”的模型。",
+    ),
+    "playground.image_too_large": (
+        "The image is larger than 10 MB: choose a smaller one.",
+        "图片超过 10 MB：请选择更小的图片。",
+    ),
+    "playground.options": ("Options: length, JSON, tools", "选项：长度、JSON、工具"),
+    "playground.max_tokens": ("Most tokens in the answer", "回答的最大 tokens"),
+    "playground.format": ("Answer format", "回答格式"),
+    "playground.format_text": ("Text", "文本"),
+    "playground.format_json_object": ("JSON (any object)", "JSON（任意对象）"),
+    "playground.format_json_schema": ("JSON following a schema", "符合 Schema 的 JSON"),
+    "playground.schema": ("JSON schema", "JSON Schema"),
+    "playground.schema_hint": (
+        "An object with name and schema, as response_format.json_schema takes it.",
+        "一个包含 name 和 schema 的对象，与 response_format.json_schema 的格式相同。",
+    ),
+    "playground.tools": ("Tools (JSON)", "工具（JSON）"),
+    "playground.tools_hint": (
+        "A JSON list of tools, as the API's tools field takes it.",
+        "工具的 JSON 列表，格式与 API 的 tools 字段相同。",
+    ),
+    "playground.tokens": ("Prompt: {count} tokens", "提示词：{count} tokens"),
+    "playground.tokens_unknown": (
+        "Prompt: tokens are counted as you type",
+        "提示词：输入时自动计算 tokens",
+    ),
+    "playground.send": ("Send", "发送"),
+    "playground.stop": ("Stop", "停止"),
+    "playground.stopped": ("Stopped.", "已停止。"),
+    "playground.thinking": ("Thinking", "思考过程"),
+    "playground.answer": ("Answer", "回答"),
+    "playground.tool_calls": ("Tool calls", "工具调用"),
+    "playground.usage": (
+        "{prompt} prompt + {completion} answer = {total} tokens, charged to the project.",
+        "提示词 {prompt} + 回答 {completion} = {total} tokens，已计入所选项目。",
+    ),
+    "playground.finish": ("Finished: {reason}", "结束原因：{reason}"),
+    "playground.code": ("View code", "查看代码"),
+    "playground.code_hint": (
+        "The same request with an API key: set MOONSHOT_API_KEY to one of this project's keys.",
+        "使用 API 密钥发送相同的请求：将 MOONSHOT_API_KEY 设为本项目的某个密钥。",
+    ),
+    "playground.bad_tools": (
+        "Tools: not a JSON list. Check the brackets and quotes.",
+        "工具：不是 JSON 列表。请检查括号和引号。",
+    ),
+    "playground.bad_schema": (
+        "JSON schema: not a JSON object. Check the brackets and quotes.",
+        "JSON Schema：不是 JSON 对象。请检查括号和引号。",
+    ),
+    "playground.empty_message": ("Write a message first.", "请先输入消息。"),
+    "playground.network_error": (
+        "The answer was cut off (the connection dropped). Try again.",
+        "回答中断（连接已断开）。请重试。",
+    ),
+    "playground.try_later": (
+        "Too many requests right now: try again in {seconds} s.",
+        "当前请求过多：请在 {seconds} 秒后重试。",
+    ),
+    "playground.no_funds": (
+        "Nothing left to spend ({detail}). Ask the operator for a top-up, or an owner to "
+        "raise the project's budget.",
+        "没有可用额度（{detail}）。请联系平台运维充值，或请所有者提高项目预算。",
+    ),
+    "playground.engine_error": (
+        "The model could not answer ({detail}). Try again in a moment.",
+        "模型无法回答（{detail}）。请稍后重试。",
+    ),
+    "playground.no_projects": (
+        "You are in no project you can spend from.",
+        "您没有可以付费使用的项目。",
+    ),
+    "playground.no_projects_next": (
+        "Ask an owner or admin of the organization to add you to a project.",
+        "请组织的所有者或管理员将您加入项目。",
+    ),
+    "playground.viewer": (
+        "Your role (viewer) cannot spend the organization's money.",
+        "您的角色（只读成员）不能使用组织的余额。",
+    ),
+    "playground.viewer_next": (
+        "Ask an owner or admin for the member role in a project to use the playground.",
+        "请所有者或管理员授予您项目成员角色，以使用体验中心。",
+    ),
+    "playground.no_models": ("No model is served here.", "此处没有提供任何模型。"),
+    "playground.no_models_next": (
+        "The operator enables models in the settings (models.<id>.enabled).",
+        "平台运维可在设置中启用模型（models.<id>.enabled）。",
+    ),
 }
