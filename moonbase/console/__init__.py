@@ -19,6 +19,9 @@ def routers() -> list[APIRouter]:
         invites,
         keys,
         not_found,
+        operator_audit,
+        operator_engines,
+        operator_orgs,
         overview,
         playground,
         projects,
@@ -31,6 +34,9 @@ def routers() -> list[APIRouter]:
         projects,
         keys,
         playground,
+        operator_orgs,
+        operator_engines,
+        operator_audit,
         not_found,  # last
     )
     return [module.router for module in pages]
