@@ -22,6 +22,7 @@ from moonbase.auth.actor import SYSTEM, Actor, cli_actor
 from moonbase.auth.key_cache import KeyCache
 from moonbase.auth.key_policy import check_models, decode_list, encode_list, parse_networks
 from moonbase.auth.project_policy import ProjectLimits
+from moonbase.auth.roles import Principal
 from moonbase.billing.account_cache import limits_of
 from moonbase.billing.money import amount_problem, to_micro, to_yuan
 from moonbase.billing.service import BillingService
@@ -387,6 +388,8 @@ class AccountView:
     topped_up_micro: int
     tier: int
     limits: Limits
+    # What the operator pinned: "tier" and single limits (None: the tier's own).
+    overrides: dict[str, int | None] = field(default_factory=dict)
 
 
 def _view(account: Account) -> AccountView:
@@ -398,6 +401,7 @@ def _view(account: Account) -> AccountView:
         account.topped_up_micro,
         tier_for(account.topped_up_micro, account.tier_override).level,
         limits_of(account),
+        _limits_of(account),
     )
 
 
@@ -665,3 +669,51 @@ class AdminService:
         # this process's latest charges included, unless the database refuses them
         await self._billing.flushed(self._settings.billing.read_wait_s)
         return await usage_report(self._db, group_by, account_id, since, until)
+
+    # The console's operator pages: the same operations for a signed-in
+    # person, refused to anyone but the platform operator ----------------------
+
+    async def organisations(self, p: Principal) -> list[AccountView]:
+        p.require_operator("list every organisation")
+        return await self.list_accounts()
+
+    async def organisation(self, p: Principal, account_id: str) -> AccountView:
+        p.require_operator("read another organisation's balance and limits")
+        return await self.find_account(account_id)
+
+    async def create_organisation(self, p: Principal, name: str) -> AccountView:
+        p.require_operator("create organisations")
+        return await self.create_account(name, p.actor)
+
+    async def credit_organisation(
+        self, p: Principal, account_id: str, kind: str, amount: Decimal, reason: str
+    ) -> AccountView:
+        """A top-up (cash) or a voucher, through the same ledger as the admin API."""
+        p.require_operator("top up or grant vouchers")
+        if kind not in ("topup", "voucher"):
+            raise BadRequestError("kind must be topup or voucher", param="kind")
+        return await self.credit(account_id, kind, amount, reason, None, p.actor)
+
+    async def set_organisation_limits(
+        self, p: Principal, account_id: str, tier: int | None, **limits: int | None
+    ) -> AccountView:
+        p.require_operator("change tiers and limits")
+        return await self.set_limits(account_id, tier, p.actor, **limits)
+
+    async def audit_page(
+        self,
+        p: Principal,
+        account: str | None,
+        actor: str | None,
+        action: str | None,
+        limit: int,
+        before_id: int | None,
+    ) -> list[audit.AuditView]:
+        """Newest first, ``limit`` of them older than ``before_id``; filtered by
+        organisation (id or name), actor (a part of it) and action (a prefix)."""
+        p.require_operator("read the platform's audit log")
+        account_id = (await find_account(self._db, account)).id if account else None
+        async with self._db.read() as session:
+            return await audit.events(
+                session, account_id, limit, before_id=before_id, actor=actor, action=action
+            )

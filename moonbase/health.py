@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moonbase.auth.roles import Principal
 from moonbase.engines.base import EngineHealth
 from moonbase.metrics import Metrics
 from moonbase.registry import ModelRegistry
@@ -20,6 +21,21 @@ class Readiness:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class EngineState:
+    """One engine as the operator's console shows it."""
+
+    name: str
+    health: EngineHealth
+    models: list[str]  # the model ids it serves
+    replicas: list[dict[str, object]]  # upstream: url, healthy, in_flight, served, last_error
+
+    @property
+    def errors(self) -> list[str]:
+        """The latest error of each replica that has one."""
+        return [f"{r['url']}: {r['last_error']}" for r in self.replicas if r.get("last_error")]
+
+
 class HealthService:
     def __init__(self, db: Database, registry: ModelRegistry, metrics: Metrics) -> None:
         self._db = db
@@ -28,6 +44,25 @@ class HealthService:
 
     async def engines(self) -> dict[str, EngineHealth]:
         return {name: await engine.health() for name, engine in self._registry.engines().items()}
+
+    async def engines_for(self, p: Principal) -> list[EngineState]:
+        """Every engine with its models, replicas and latest errors: the operator's only."""
+        p.require_operator("see the engines")
+        served: dict[str, list[str]] = {}
+        for model in self._registry.all():
+            served.setdefault(model.engine_name, []).append(model.id)
+        states = []
+        for name, health in (await self.engines()).items():
+            replicas = health.details.get("replicas")
+            states.append(
+                EngineState(
+                    name,
+                    health,
+                    sorted(served.get(name, [])),
+                    list(replicas) if isinstance(replicas, list) else [],
+                )
+            )
+        return states
 
     async def readiness(self) -> Readiness:
         """The database answers and every engine can take a request now."""

@@ -103,3 +103,10 @@ class Principal:
         if self.manages_org or (self.role is OrgRole.MEMBER and project_id in self.projects):
             return
         raise self._deny(what)
+
+    def require_operator(self, what: str) -> None:
+        """The platform operator's own actions (the console's operator pages)."""
+        if not self.operator:
+            raise PermissionDeniedError(
+                f"Only the platform operator can {what}", code="operator_only"
+            )

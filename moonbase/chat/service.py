@@ -345,7 +345,7 @@ class ChatService:
         return usage_repo.GenerationUsage(
             request_id=chat.generation.request_id,
             account_id=ticket.caller.account_id,
-            api_key_id=ticket.caller.key_id or None,  # none: a console batch
+            api_key_id=ticket.caller.key_id or None,  # none: made in the console
             project_id=ticket.caller.project_id,
             model=chat.model_id,
             prompt_tokens=tally.prompt_tokens,

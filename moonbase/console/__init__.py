@@ -23,27 +23,33 @@ def routers() -> list[APIRouter]:
         keys,
         limits,
         not_found,
+        operator_audit,
+        operator_engines,
+        operator_orgs,
         overview,
+        playground,
         projects,
         usage,
     )
 
-    return [
-        module.router
-        for module in (
-            auth,
-            invites,
-            overview,
-            projects,
-            keys,
-            usage,
-            billing,
-            limits,
-            files,
-            batches,
-            not_found,
-        )
-    ]
+    pages = (
+        auth,
+        invites,
+        overview,
+        projects,
+        keys,
+        usage,
+        billing,
+        limits,
+        files,
+        batches,
+        playground,
+        operator_orgs,
+        operator_engines,
+        operator_audit,
+        not_found,  # last
+    )
+    return [module.router for module in pages]
 
 
 def mount(app: FastAPI) -> None:

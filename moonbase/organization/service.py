@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from moonbase import admin, bounds
 from moonbase.auth import passwords
 from moonbase.auth.actor import Actor
+from moonbase.auth.caller import KeyOwner
 from moonbase.auth.key_cache import KeyCache
 from moonbase.auth.key_policy import decode_list
 from moonbase.auth.roles import OrgRole, Principal, ProjectRole, org_role, project_role
@@ -765,6 +766,16 @@ class OrganizationService:
         await admin.set_project_models(self._db, project.id, models, p.actor)
         self._keys.forget_project(project.id)
         return await self.project_models(p, project.id)
+
+    async def project_caller(self, p: Principal, project_id: str) -> KeyOwner:
+        """The caller of a model request the person makes themselves (the
+        console's playground): their project pays, under its model allowlist
+        and rate limits, as a key of that project would; no key is named
+        (the usage record's key is empty). A viewer may not spend (403)."""
+        async with self._db.read() as session:
+            project = await self._project(session, p, project_id)
+        p.require_project_user(project.id, "spend from this project")
+        return KeyOwner("", p.account_id, project_id=project.id, project=projects.policy(project))
 
     # Admin keys --------------------------------------------------------------
 

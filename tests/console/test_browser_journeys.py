@@ -212,4 +212,110 @@ def test_run_a_small_batch_to_completion_and_download_its_output(browser: Browse
     browser.shot("83-batch-390px")
     assert _scrolls_sideways(browser) <= 390, "the batch page scrolls sideways at 390 px"
     browser.size(1280, 900)
+
+
+def _yuan(text: str) -> float:
+    return float(text.replace("¥", "").replace(",", "").strip())
+
+
+def test_a_streamed_answer_in_the_playground(browser: Browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser)
+    browser.open("/console/projects")  # a project to pay for it
+    browser.css("#project-name").send_keys("playground")
+    browser.css("form[action='/console/projects'] button[type=submit]").click()
+    browser.until(lambda: "Project created." in browser.text(), "the new project")
+    browser.css("nav a[href='/console/playground']").click()
+    Select(browser.css("#pg-model")).select_by_value("moonshot-v1-8k")
+    assert "Context" in browser.css("#pg-model-info").text
+    browser.css("#pg-system").send_keys("Answer in one short sentence.")
+    browser.css("#pg-user").send_keys("Say hello to the console.")
+    browser.until(lambda: re.search(r"\d+ tokens", browser.css("#pg-tokens").text), "the count")
+    browser.css("details.options summary").click()
+    limit = browser.css("#pg-max-tokens")
+    limit.clear()
+    limit.send_keys("24")
+    browser.css("#pg-send").click()
+    browser.until(lambda: browser.css("#pg-usage").text.strip(), "the answer's usage", 600)
+    assert browser.css("[data-testid=answer]").text.strip()
+    assert not browser.driver.find_element(By.ID, "pg-error").is_displayed()
+    browser.css("details.options summary").click()  # folded again: the answer in view
+    browser.driver.execute_script("document.getElementById('pg-user').scrollIntoView()")
+    browser.shot("11-playground-answer")
+
+    browser.css("#pg-code summary").click()
+    browser.driver.execute_script("document.getElementById('pg-code').scrollIntoView()")
+    curl = browser.css("#pg-curl").get_attribute("value")
+    python = browser.css("#pg-python").get_attribute("value")
+    assert "Bearer $MOONSHOT_API_KEY" in curl and '"max_tokens": 24' in curl
+    assert 'os.environ["MOONSHOT_API_KEY"]' in python and "max_tokens=24" in python
+    assert "sk-" not in curl + python + browser.driver.page_source  # no secret on the page
+    browser.shot("12-playground-code")
+
+    browser.size(390, 844)
+    browser.open("/console/playground")
+    browser.css("#pg-user")
+    browser.shot("13-playground-390px")
+    width = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390, f"the playground scrolls sideways at 390 px ({width} px)"
+    assert not browser.csp_violations()
+
+
+def test_an_operator_tops_up_an_organisation_and_the_member_sees_it(
+    browser: Browser, console_server: RunningServer
+):
+    import secrets
+
+    import httpx
+    from selenium.webdriver.common.keys import Keys
+
+    sign_in(browser)
+    browser.css("nav a[href='/console/operator/organizations']").click()
+    link = browser.css("tr[data-testid=org-default] a")
+    org_id = link.get_attribute("href").rsplit("/", 1)[1]
+    # A member joins through an invitation the operator sends (management API).
+    base = console_server.base_url
+    session = httpx.post(f"{base}/v1/auth/sessions", json={"email": OPERATOR, "password": PASSWORD})
+    email = f"member-{secrets.token_hex(3)}@example.com"
+    invite = httpx.post(
+        f"{base}/v1/organization/invites",
+        json={"email": email, "role": "member"},
+        headers={"authorization": f"Bearer {session.json()['token']}",
+                 "openai-organization": org_id},
+    )  # fmt: skip
+    assert invite.status_code == 201, invite.text
+    browser.driver.delete_all_cookies()
+    browser.driver.get(invite.json()["accept_url"])
+    browser.css("#password").send_keys("member journey pass", Keys.ENTER)
+    browser.until(lambda: browser.driver.current_url.endswith("/console"), "the member's overview")
+    before = _yuan(browser.css("[data-testid=cash]").text)
+
+    browser.driver.delete_all_cookies()
+    sign_in(browser)
+    browser.open("/console/operator/organizations")
+    browser.css("tr[data-testid=org-default] a").click()
+    browser.css("#credit-amount").send_keys("500")
+    browser.css("#credit-reason").send_keys("browser journey")
+    browser.css("form[action$='/credit'] button[type=submit]").click()
+    browser.until(lambda: "Topped up." in browser.text(), "the top-up")
+    browser.shot("14-operator-topped-up")
+    browser.open(f"/console/operator/audit?org={org_id}&action=account.topup")
+    browser.until(lambda: "browser journey" in browser.text(), "the top-up in the audit log")
+    browser.shot("15-operator-audit")
+
+    browser.driver.delete_all_cookies()
+    browser.open("/console/sign-in")
+    browser.css("#email").send_keys(email, Keys.TAB)
+    browser.driver.switch_to.active_element.send_keys("member journey pass", Keys.ENTER)
+    browser.until(lambda: browser.driver.current_url.endswith("/console"), "the overview")
+
+    def topped_up() -> bool:
+        browser.open("/console")
+        return _yuan(browser.css("[data-testid=cash]").text) >= before + 499  # less any spend
+
+    browser.until(topped_up, "the new balance")
+    assert "Organizations" not in browser.css("nav").text  # no operator's pages for them
+    browser.shot("16-member-sees-new-balance")
     assert not browser.csp_violations()

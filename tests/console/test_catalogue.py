@@ -32,6 +32,8 @@ def test_every_key_used_is_in_the_catalogue():
     used |= {f"project_role.{r}" for r in ("owner", "member")}
     used |= {f"keys.grace_{s}" for s in (0, 3600, 86400, 604800)}
     used |= {f"project.done_{d}" for d in ("created", "budgets", "member", "removed", "models")}
+    used |= {f"orgs.done_{d}" for d in ("created", "topup", "voucher", "limits")}
+    used |= {f"orgs.{name}" for name in ("concurrency", "rpm", "tpm", "tpd")}
     assert len(used) > 100
     missing = sorted(used - set(MESSAGES))
     assert not missing, missing

@@ -60,14 +60,22 @@ async def events(
     account_id: str | None = None,
     limit: int = 100,
     before_id: int | None = None,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
 ) -> list[AuditView]:
     """The newest events first (of one account's, when given; older than
-    ``before_id``, when given: the next page)."""
+    ``before_id``, when given: the next page; by an actor whose name contains
+    ``actor``; of actions starting with ``action``: "key." for every key's)."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, MAX_PAGE + 1))
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     if account_id is not None:
         query = query.where(AuditEvent.account_id == account_id)
+    if actor:
+        query = query.where(AuditEvent.actor.contains(actor, autoescape=True))
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     return [
         AuditView(
             row.id,
