@@ -186,7 +186,7 @@ def test_run_a_small_batch_to_completion_and_download_its_output(browser: Browse
     Select(browser.css("#batch-input")).select_by_index(0)
     Select(browser.css("#batch-window")).select_by_value("24h")
     browser.shot("80-batch-create")
-    browser.css("form[action='/console/batches'] button[type=submit]").click()
+    browser.css("form[method=post][action='/console/batches'] button[type=submit]").click()
     browser.css("#batch-progress")
     browser.shot("81-batch-progress")
     # No reload: htmx polls the progress fragment until the batch ends.
