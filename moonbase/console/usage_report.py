@@ -44,9 +44,14 @@ class Filters:
     def query(self) -> UsageQuery:
         span = (self.last - self.first).days + 1
         return UsageQuery(
-            self.first, self.last + DAY, (), (self.project,) if self.project else (),
-            (self.key,) if self.key else (), (self.model,) if self.model else (), span,
-        )  # fmt: skip
+            self.first,
+            self.last + DAY,
+            (),
+            (self.project,) if self.project else (),
+            (self.key,) if self.key else (),
+            (self.model,) if self.model else (),
+            span,
+        )
 
     def as_params(self) -> dict[str, str]:
         """The same filters as a query string (the CSV link)."""
@@ -148,15 +153,31 @@ def safe_cell(value: object) -> str:
     return text
 
 
+def yuan_text(micro: int) -> str:
+    """Micro-yuan as yuan with six decimals, exactly (no float, no Decimal per cell)."""
+    whole, part = divmod(abs(micro), MICRO_PER_YUAN)
+    return f"{'-' if micro < 0 else ''}{whole}.{part:06d}"
+
+
 def to_csv(rows: Iterable[RollupRow], projects: Mapping[str, str], keys: Mapping[str, str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        cost = Decimal(row.cost_micro) / MICRO_PER_YUAN
-        writer.writerow([safe_cell(value) for value in (
-            row.day.isoformat(), row.project_id, projects.get(row.project_id or "", ""),
-            row.api_key_id, keys.get(row.api_key_id or "", ""), row.model, row.requests,
-            row.prompt_tokens, row.cached_tokens, row.completion_tokens, f"{cost:.6f}",
-        )])  # fmt: skip
+    # Only the text cells can hold what a person typed; numbers go out as they are.
+    writer.writerows(
+        (
+            row.day.isoformat(),
+            safe_cell(row.project_id),
+            safe_cell(projects.get(row.project_id or "", "")),
+            safe_cell(row.api_key_id),
+            safe_cell(keys.get(row.api_key_id or "", "")),
+            safe_cell(row.model),
+            row.requests,
+            row.prompt_tokens,
+            row.cached_tokens,
+            row.completion_tokens,
+            yuan_text(row.cost_micro),
+        )
+        for row in rows
+    )
     return out.getvalue()

@@ -160,11 +160,12 @@ async def buckets(
         raise ValueError(f"cannot group usage by {', '.join(unknown)}")
     grouped = [name for name in GROUPS if name in group_by]  # one order, whatever was asked
     columns = [GROUPS[name] for name in grouped]
-    query = (
-        select(UsageDaily.day, *columns, *_sums())
-        .where(UsageDaily.account_id == account_id)
-        .where(UsageDaily.day >= since, UsageDaily.day < until)
-        .group_by(UsageDaily.day, *columns)
+    if len(grouped) == len(GROUPS):  # by every column: each stored row is its own group
+        query = select(UsageDaily.day, *columns, *(getattr(UsageDaily, name) for name in SUMS))
+    else:
+        query = select(UsageDaily.day, *columns, *_sums()).group_by(UsageDaily.day, *columns)
+    query = query.where(UsageDaily.account_id == account_id).where(
+        UsageDaily.day >= since, UsageDaily.day < until
     )
     if project_id is not None:
         query = query.where(UsageDaily.project_id == project_id)
