@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from moonbase.engines.llamacpp.model_file import default_model_path  # noqa: E402
-from tests.e2e.server import free_port, start_server  # noqa: E402
+from tests.e2e.server import RunningServer, free_port, start_server  # noqa: E402
 
 STORIES = [
     "Write a very long story about a dragon.",
@@ -374,6 +374,22 @@ def start_llama_server(
     raise RuntimeError("llama-server did not start")
 
 
+def start_moonbase(
+    data_dir: Path, threads: int, slots: int, n_ctx: int
+) -> tuple[RunningServer, Server]:
+    """moonbase serving the embedded engine with llama-server's threads, slots and KV size."""
+    process = start_server(
+        data_dir,
+        extra_env={
+            "MOONBASE_ENGINES__EMBEDDED__SLOTS": str(slots),
+            "MOONBASE_ENGINES__EMBEDDED__N_THREADS": str(threads),
+            "MOONBASE_ENGINES__EMBEDDED__N_CTX": str(n_ctx),
+        },
+    )
+    headers = {"Authorization": f"Bearer {process.api_key}"}
+    return process, Server("moonbase", process.base_url, "moonshot-v1-8k", headers=headers)
+
+
 def build_llama_server() -> str:
     out = subprocess.run(
         [str(ROOT / "bench" / "build_llama_server.sh")], check=True, capture_output=True, text=True
@@ -388,20 +404,7 @@ async def run(args: argparse.Namespace) -> None:
     peer = start_llama_server(
         binary, gguf, args.threads, args.slots, args.n_ctx, data_dir / "llama-server.log"
     )
-    ours_proc = start_server(
-        data_dir,
-        extra_env={
-            "MOONBASE_ENGINES__EMBEDDED__SLOTS": str(args.slots),
-            "MOONBASE_ENGINES__EMBEDDED__N_THREADS": str(args.threads),
-            "MOONBASE_ENGINES__EMBEDDED__N_CTX": str(args.n_ctx),
-        },
-    )
-    ours = Server(
-        "moonbase",
-        ours_proc.base_url,
-        "moonshot-v1-8k",
-        headers={"Authorization": f"Bearer {ours_proc.api_key}"},
-    )
+    ours_proc, ours = start_moonbase(data_dir, args.threads, args.slots, args.n_ctx)
     servers = [peer, ours]
     rows: list[tuple[str, str, str, str]] = []
 
