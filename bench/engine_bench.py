@@ -2,8 +2,10 @@
 
 Both serve the same GGUF with the same threads, slots and KV size, and get the
 same prompts, max tokens and greedy sampling over the same OpenAI-compatible
-streaming API. Each scenario runs on llama-server and then on moonbase, back
-to back, so the ratios compare like with like on a noisy machine.
+streaming API. Each scenario runs on both servers back to back, round by round,
+so the ratios compare like with like on a noisy machine; which server goes
+first alternates, because a server measured right after the other one is not
+measured like one right after itself (see docs/benchmarks.md, issue 16).
 
     .venv/bin/python bench/engine_bench.py                 # everything
     .venv/bin/python bench/engine_bench.py --skip-memory   # without the 1,000-request RSS run
@@ -221,6 +223,11 @@ def ratio_row(metric: str, values: dict[str, float], unit: str, higher_is_better
     return (metric, f"{peer:.3f} {unit}", f"{ours:.3f} {unit}", ratio + note)
 
 
+def in_turn(servers: list[Server], round_no: int) -> list[Server]:
+    """The servers in the order of this round: each goes first every other round."""
+    return servers if round_no % 2 == 0 else servers[::-1]
+
+
 async def measure(client: httpx.AsyncClient, servers: list[Server], args: argparse.Namespace):
     """Every scenario alternates the servers round by round, so drift hits both alike."""
     rows: list[Row] = []
@@ -228,7 +235,7 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
     decode: dict[str, list[float]] = {n: [] for n in names}
     alone128: dict[str, list[float]] = {n: [] for n in names}
     for i in range(args.runs):
-        for server in servers:
+        for server in in_turn(servers, i):
             result = await stream_once(client, server, user(STORIES[i % len(STORIES)]), 256)
             decode[server.name].append(result.decode_rate)
             result = await stream_once(client, server, user(STORIES[(i + 1) % 8]), 128)
@@ -240,8 +247,8 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
         rates: dict[str, list[float]] = {n: [] for n in names}
         ttfts: dict[str, list[float]] = {n: [] for n in names}
         slowest: dict[str, list[float]] = {n: [] for n in names}
-        for _ in range(args.rounds):
-            for server in servers:
+        for i in range(args.rounds):
+            for server in in_turn(servers, i):
                 results, rate = await concurrent(client, server, n_streams, 128)
                 rates[server.name].append(rate)
                 ttfts[server.name] += [r.ttft for r in results]
@@ -279,8 +286,8 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
     for approx in (1000, 4000):
         cold: dict[str, list[float]] = {n: [] for n in names}
         warm: dict[str, list[float]] = {n: [] for n in names}
-        for _ in range(args.rounds):
-            for server in servers:
+        for i in range(args.rounds):
+            for server in in_turn(servers, i):
                 c, w = await prefix_follow_up(client, server, approx)
                 cold[server.name].append(c.ttft)
                 warm[server.name].append(w.ttft)
@@ -295,8 +302,8 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
             rows.append((f"{name}: follow-up / cold TTFT at {approx:,}", "", "", ratio))
 
     after_busy: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.rounds):
-        for server in servers:
+    for i in range(args.rounds):
+        for server in in_turn(servers, i):
             after_busy[server.name].append((await cold_after_busy_period(client, server)).ttft)
     rows.append(
         ratio_row(
@@ -309,8 +316,8 @@ async def measure(client: httpx.AsyncClient, servers: list[Server], args: argpar
 
     beside_ttft: dict[str, list[float]] = {n: [] for n in names}
     beside_gap: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.rounds):
-        for server in servers:
+    for i in range(args.rounds):
+        for server in in_turn(servers, i):
             document, gap = await document_beside_streams(client, server, 4000)
             beside_ttft[server.name].append(document.ttft)
             beside_gap[server.name].append(gap)
