@@ -11,8 +11,8 @@ A page module (see docs/console.md)::
 
     @router.get("/projects")
     async def projects(page: MemberPage, service: OrganizationDep) -> Response:
-        found = await service.list_projects(page.signed_in, 100, None)
-        return page.render("projects.html", projects=found.data)
+        found = await service.projects(page.signed_in)
+        return page.render("projects.html", projects=found)
 """
 
 from __future__ import annotations

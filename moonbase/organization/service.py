@@ -337,10 +337,14 @@ class OrganizationService:
 
     # Users ----------------------------------------------------------------
 
-    async def list_users(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+    async def users(self, p: Principal) -> list[wire.OrgUser]:
+        """Every member of the organisation (the console shows them all)."""
         async with self._db.read() as session:
             rows = await users.members(session, p.account_id)
-        return page([_org_user(m, u) for m, u in rows], lambda u: u.id, limit, after)
+        return [_org_user(m, u) for m, u in rows]
+
+    async def list_users(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        return page(await self.users(p), lambda u: u.id, limit, after)
 
     async def _member(
         self, session: AsyncSession, p: Principal, user_id: str
@@ -517,11 +521,14 @@ class OrganizationService:
             raise NotFoundError(f"no project {project_id!r}", param="project_id")
         return project
 
-    async def list_projects(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+    async def projects(self, p: Principal) -> list[wire.ProjectOut]:
+        """Every project the visitor sees."""
         async with self._db.read() as session:
             rows = await projects.of_account(session, p.account_id)
-        seen = [_project_out(row) for row in rows if p.sees_project(row.id)]
-        return page(seen, lambda x: x.id, limit, after)
+        return [_project_out(row) for row in rows if p.sees_project(row.id)]
+
+    async def list_projects(self, p: Principal, limit: int, after: str | None) -> wire.Page:
+        return page(await self.projects(p), lambda x: x.id, limit, after)
 
     async def get_project(self, p: Principal, project_id: str) -> wire.ProjectOut:
         async with self._db.read() as session:
@@ -572,14 +579,17 @@ class OrganizationService:
 
     # Project members -------------------------------------------------------
 
-    async def list_project_users(
-        self, p: Principal, project_id: str, limit: int, after: str | None
-    ) -> wire.Page:
+    async def project_users(self, p: Principal, project_id: str) -> list[wire.ProjectUser]:
+        """Every member of a project the visitor sees."""
         async with self._db.read() as session:
             project = await self._project(session, p, project_id)
             rows = await users.project_members(session, project.id)
-        out = [self._project_user(m.role, m.created_at, u) for m, u in rows]
-        return page(out, lambda x: x.id, limit, after)
+        return [self._project_user(m.role, m.created_at, u) for m, u in rows]
+
+    async def list_project_users(
+        self, p: Principal, project_id: str, limit: int, after: str | None
+    ) -> wire.Page:
+        return page(await self.project_users(p, project_id), lambda x: x.id, limit, after)
 
     @staticmethod
     def _project_user(role: str, added: datetime, user: User) -> wire.ProjectUser:
@@ -669,14 +679,18 @@ class OrganizationService:
             raise NotFoundError(f"no API key {key_id!r} in this project", param="key_id")
         return key
 
-    async def list_project_keys(
-        self, p: Principal, project_id: str, limit: int, after: str | None
-    ) -> wire.Page:
+    async def project_keys(self, p: Principal, project_id: str) -> list[wire.ProjectApiKey]:
+        """Every live key of a project the visitor sees."""
         async with self._db.read() as session:
             project = await self._project(session, p, project_id)
             keys = await api_keys.of_project(session, project.id)
             creators = await self._creators(session, keys)
-        return page([_key_out(k, creators) for k in keys], lambda k: k.id, limit, after)
+        return [_key_out(k, creators) for k in keys]
+
+    async def list_project_keys(
+        self, p: Principal, project_id: str, limit: int, after: str | None
+    ) -> wire.Page:
+        return page(await self.project_keys(p, project_id), lambda k: k.id, limit, after)
 
     async def get_project_key(
         self, p: Principal, project_id: str, key_id: str

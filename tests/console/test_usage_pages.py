@@ -230,3 +230,34 @@ async def test_rate_limits_show_tier_use_and_projects_by_role(org: Org):
     assert "速率限制" in zh.text and "每分钟请求数" in zh.text and re.search(r"等级 \d", zh.text)
     zh_billing = await chinese.get("/console/billing")
     assert "收支明细" in zh_billing.text
+
+
+async def test_a_project_with_more_keys_than_one_page_shows_and_filters_every_key(org: Org):
+    """The console reads whole listings: a key beyond the API's first page
+    (100) is on the keys page, named in usage, and a usage filter of its own."""
+    owner_api = org.headers("owner")
+    created = []
+    for i in range(101):
+        reply = await org.http.post(
+            f"/v1/organization/projects/{org.p1}/api_keys", json={"name": f"bulk-{i:03}"},
+            headers=owner_api,
+        )  # fmt: skip
+        assert reply.status_code == 201, reply.text
+        created.append(reply.json())
+    first_page = await org.http.get(
+        f"/v1/organization/projects/{org.p1}/api_keys?limit=100", headers=owner_api
+    )
+    assert first_page.json()["has_more"] is True
+    on_first = {key["id"] for key in first_page.json()["data"]}
+    beyond = next(key for key in created if key["id"] not in on_first)
+    await _chat(org, beyond["value"], 1)
+
+    owner = await signed_in(org, "owner")
+    listing = await owner.get(f"/console/keys?project={org.p1}")
+    assert listing.status_code == 200 and beyond["name"] in listing.text
+    assert all(key["name"] in listing.text for key in created)
+    usage = await owner.get(f"/console/usage?key={beyond['id']}&group=key")
+    assert usage.status_code == 200, usage.text
+    assert 'data-testid="total-requests">1<' in usage.text and beyond["name"] in usage.text
+    csv_reply = await owner.get(f"/console/usage.csv?key={beyond['id']}")
+    assert csv_reply.status_code == 200 and beyond["id"] in csv_reply.text

@@ -43,7 +43,7 @@ async def chosen_project(
     """The projects the visitor sees, and the one the page is about: ``?project=``
     (404 if they do not see it), else the organisation's default project, else
     the first they see."""
-    projects = (await org.list_projects(page.signed_in, 100, None)).data
+    projects = await org.projects(page.signed_in)
     asked = page.request.query_params.get("project", "")
     if asked:  # named: it is one the visitor sees, or it does not exist for them
         return projects, await org.get_project(page.signed_in, asked[:100])

@@ -38,13 +38,13 @@ async def _listing(
     page: Page, service: OrganizationService, status: int = 200, **extra: Any
 ) -> Response:
     p = page.signed_in
-    projects = (await service.list_projects(p, 100, None)).data
+    projects = await service.projects(p)
     chosen = page.request.query_params.get("project", "")
     rows = []
     for project in projects:
         if chosen and project.id != chosen:
             continue
-        for key in (await service.list_project_keys(p, project.id, 100, None)).data:
+        for key in await service.project_keys(p, project.id):
             rows.append((project, key, may_change(p, project.id, key)))
     return page.render(
         "keys.html", status=status, projects=projects, chosen=chosen, rows=rows,

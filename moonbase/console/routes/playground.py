@@ -42,7 +42,7 @@ def may_spend(p: Principal, project_id: str) -> bool:
 @router.get("/playground")
 async def playground(page: MemberPage, service: OrganizationDep, models: ModelsDep) -> Response:
     p = page.signed_in
-    projects = [x for x in (await service.list_projects(p, 100, None)).data if may_spend(p, x.id)]
+    projects = [x for x in await service.projects(p) if may_spend(p, x.id)]
     catalogue = [
         {
             "id": m.id,

@@ -39,7 +39,7 @@ async def _list(
     page: Page, service: OrganizationService, billing: BillingService, status: int = 200,
     **extra: Any,
 ) -> Response:  # fmt: skip
-    projects = (await service.list_projects(page.signed_in, 100, None)).data
+    projects = await service.projects(page.signed_in)
     spend = {x.id: await _spend(billing, x.id) for x in projects}
     return page.render("projects.html", status=status, projects=projects, spend=spend,
                        **{"message": "", "form": {}, **extra})  # fmt: skip
@@ -75,8 +75,8 @@ async def _detail(
 ) -> Response:  # fmt: skip
     p = page.signed_in
     project = await service.get_project(p, project_id)
-    members = (await service.list_project_users(p, project_id, 100, None)).data
-    org_people = (await service.list_users(p, 100, None)).data if manages(p, project_id) else []
+    members = await service.project_users(p, project_id)
+    org_people = await service.users(p) if manages(p, project_id) else []
     inside = {m.id for m in members}
     done = page.request.query_params.get("done", "")
     return page.render(

@@ -29,13 +29,13 @@ async def _read(
     A project or key the visitor cannot see is a 404 (the service decides)."""
     p = page.signed_in
     f = report.filters(page.request.query_params)
-    projects = (await service.list_projects(p, 100, None)).data
+    projects = await service.projects(p)
     if f.project:
         await service.get_project(p, f.project)
     keys: dict[str, str] = {}
     for project in projects:
         if not f.project or project.id == f.project:
-            for key in (await service.list_project_keys(p, project.id, 100, None)).data:
+            for key in await service.project_keys(p, project.id):
                 keys[key.id] = key.name
     if f.key and f.key not in keys:
         raise NotFoundError(f"no API key {f.key!r} in what you see", param="key_id")
