@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -23,6 +24,12 @@ FinishReason = Literal["stop", "length"]
 # A character estimate of a prompt, where the engine cannot count (or has not yet).
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+# CJK, kana, hangul and full-width forms: vocabularies hold anything from one
+# character to a short word per token, so each counts as a token, not a
+# quarter (at a quarter, a Chinese prompt was held and rate-limited at a
+# fraction of what it was billed).
+CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_CJK_RUNS = re.compile(f"[{CJK}]+")
 
 
 class ChatTemplateError(ValueError):
@@ -257,15 +264,20 @@ def estimate_tokens(
 ) -> int:
     """A prompt's size (wire messages, and tools as JSON) from its characters,
     for engines that cannot count."""
-    chars = sum(len(json.dumps(tool, ensure_ascii=False)) for tool in tools or ())
+    texts = [json.dumps(tool, ensure_ascii=False) for tool in tools or ()]
     for message in messages:
         content = message.get("content")
         if isinstance(content, str):
-            chars += len(content)
+            texts.append(content)
         elif isinstance(content, list):
-            chars += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
-        for call in message.get("tool_calls") or ():
-            chars += len(json.dumps(call))
+            texts += (part.get("text", "") for part in content if isinstance(part, dict))
+        texts += (json.dumps(call, ensure_ascii=False) for call in message.get("tool_calls") or ())
         for tool in message.get("tools") or ():  # a system message's own tools
-            chars += len(json.dumps(tool, ensure_ascii=False))
-    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
+            texts.append(json.dumps(tool, ensure_ascii=False))
+    chars = cjk = 0
+    for text in texts:
+        chars += len(text)
+        if not text.isascii():  # the common case skips the scan
+            cjk += sum(map(len, _CJK_RUNS.findall(text)))
+    size = (chars - cjk) / CHARS_PER_TOKEN + cjk
+    return math.ceil(size) + TOKENS_PER_MESSAGE * len(messages)

@@ -144,3 +144,31 @@ def test_default_prices_cover_every_priced_model():
     assert set(DEFAULT_PRICES) == set(SPECS_BY_ID) - {AUTO_MODEL_ID}
     assert all(p.input_cached <= p.input for p in DEFAULT_PRICES.values())
     assert math.isclose(float(DEFAULT_PRICES["kimi-k2-turbo-preview"].output), 58)
+
+
+async def test_a_chinese_prompt_counts_a_token_per_character_at_admission(
+    database: Database, tmp_path: Path
+):
+    """Admission sizes a prompt before any tokenizer runs. Chinese characters
+    count a token each (tokenizers give them about that), not a quarter as
+    English letters do: 392 of them, a message and 40 max tokens are 436
+    tokens, over a 300 TPM limit with a small request already counted, where
+    a quarter made them 142."""
+    _, key = await funded_account(database, "chinese", cash="10", tpm=300)
+    sentence = "档案馆保存船只与港口的记录。"  # 14 characters
+    chinese = {**BODY, "messages": [{"role": "user", "content": sentence * 28}]}
+    words = "The archive keeps records. "  # 27 characters
+    english = {**BODY, "messages": [{"role": "user", "content": words * 15}]}
+    engine = ScriptedEngine()
+    async with live_gateway(database, Settings(data_dir=tmp_path), engine) as url:
+        async with await client_for(url, key) as client:
+            # The first request of a minute always passes (a prompt over the
+            # limit alone must not wait forever); the limit counts after it.
+            opening = await client.post("/v1/chat/completions", json=BODY)
+            assert opening.status_code == 200, opening.text
+            refused = await client.post("/v1/chat/completions", json=chinese)
+            assert_429(refused, "rate_limit_reached_error", "max TPM: 300")
+            assert len(engine.rendered) == 1  # refused before any work
+            # The same number of English characters (about 100 tokens) passes.
+            admitted = await client.post("/v1/chat/completions", json=english)
+            assert admitted.status_code == 200, admitted.text
