@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -24,12 +23,13 @@ FinishReason = Literal["stop", "length"]
 # A character estimate of a prompt, where the engine cannot count (or has not yet).
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
-# CJK, kana, hangul and full-width forms: vocabularies hold anything from one
-# character to a short word per token, so each counts as a token, not a
-# quarter (at a quarter, a Chinese prompt was held and rate-limited at a
-# fraction of what it was billed).
-CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-_CJK_RUNS = re.compile(f"[{CJK}]+")
+# A character from U+0800 up (CJK, kana, hangul, full-width forms, Indic and
+# Thai scripts, emoji) counts a token, not a quarter: vocabularies hold one
+# such character to a short word per token (at a quarter, a Chinese prompt
+# was held and rate-limited at a fraction of what it was billed). They are
+# the characters whose UTF-8 starts with one of these bytes, counted in C: a
+# regular expression took 80 ms on a megabyte of alternating scripts.
+_WIDE_LEADS = bytes(range(0xE0, 0xF5))
 
 
 class ChatTemplateError(ValueError):
@@ -274,10 +274,11 @@ def estimate_tokens(
         texts += (json.dumps(call, ensure_ascii=False) for call in message.get("tool_calls") or ())
         for tool in message.get("tools") or ():  # a system message's own tools
             texts.append(json.dumps(tool, ensure_ascii=False))
-    chars = cjk = 0
+    chars = wide = 0
     for text in texts:
         chars += len(text)
-        if not text.isascii():  # the common case skips the scan
-            cjk += sum(map(len, _CJK_RUNS.findall(text)))
-    size = (chars - cjk) / CHARS_PER_TOKEN + cjk
+        if not text.isascii():  # the common case skips the count
+            data = text.encode("utf-8", "surrogatepass")
+            wide += len(data) - len(data.translate(None, _WIDE_LEADS))
+    size = (chars - wide) / CHARS_PER_TOKEN + wide
     return math.ceil(size) + TOKENS_PER_MESSAGE * len(messages)

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from moonbase.engines.base import CJK, TOKENS_PER_MESSAGE
+from moonbase.engines.base import TOKENS_PER_MESSAGE
 from moonbase.engines.chat_template import ChatTemplate
 
 
@@ -141,7 +141,7 @@ _DECAY = 0.98  # the newest ~50 observations count most: a changed upstream is r
 _DENSE = 100
 _SPARSE = 8
 
-_CJK = CJK  # with kana, hangul, full-width forms
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"  # with kana, hangul, full-width forms
 _PIECES = re.compile(
     rf"(?P<cjk>[{_CJK}])|(?P<word>[^\W\d_{_CJK}]+)|\d|[^\w\s]+|_+|\s*\n\s*|[ \t]{{2,}}"
 )
