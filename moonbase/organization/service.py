@@ -661,14 +661,10 @@ class OrganizationService:
     # Project API keys ------------------------------------------------------
 
     async def _creators(self, session: AsyncSession, keys: Sequence[ApiKey]) -> dict[str, User]:
-        found: dict[str, User] = {}
-        for key in keys:
-            user_id = (key.created_by or "").removeprefix("user:")
-            if user_id.startswith("user-") and user_id not in found:
-                user = await users.get(session, user_id)
-                if user is not None:
-                    found[user_id] = user
-        return found
+        """The users who made ``keys`` (those made through the management API), in one read."""
+        ids = {(key.created_by or "").removeprefix("user:") for key in keys}
+        found = await users.get_many(session, [i for i in ids if i.startswith("user-")])
+        return {user.id: user for user in found}
 
     async def _project_key(
         self, session: AsyncSession, p: Principal, project_id: str, key_id: str
@@ -681,11 +677,26 @@ class OrganizationService:
 
     async def project_keys(self, p: Principal, project_id: str) -> list[wire.ProjectApiKey]:
         """Every live key of a project the visitor sees."""
+        return (await self.keys_by_project(p, project_id)).get(project_id, [])
+
+    async def keys_by_project(
+        self, p: Principal, project_id: str | None = None
+    ) -> dict[str, list[wire.ProjectApiKey]]:
+        """The live keys of every project the visitor sees (or of ``project_id``
+        alone), by project: one read however many projects (the console's keys
+        and usage pages)."""
         async with self._db.read() as session:
-            project = await self._project(session, p, project_id)
-            keys = await api_keys.of_project(session, project.id)
+            if project_id is not None:
+                project = await self._project(session, p, project_id)
+                keys = await api_keys.of_project(session, project.id)
+            else:
+                keys = await api_keys.of_account_projects(session, p.account_id)
+                keys = [k for k in keys if p.sees_project(k.project_id or "")]
             creators = await self._creators(session, keys)
-        return [_key_out(k, creators) for k in keys]
+        found: dict[str, list[wire.ProjectApiKey]] = {}
+        for key in keys:
+            found.setdefault(key.project_id or "", []).append(_key_out(key, creators))
+        return found
 
     async def list_project_keys(
         self, p: Principal, project_id: str, limit: int, after: str | None

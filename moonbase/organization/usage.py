@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -102,26 +102,11 @@ def parse_query(params: dict[str, list[str]], groups: dict[str, str], max_limit:
 async def _rows(
     db: Database, p: Principal, q: UsageQuery, groups: dict[str, str]
 ) -> tuple[list[usage_rollups.RollupRow], date, bool]:
-    """The rollup rows of this page's days, of what the caller may see."""
+    """The rollup rows of this page's days, grouped as asked, of what the
+    caller may see and the query filters (the database filters and sums)."""
     last = min(q.end, q.start + q.limit * DAY)
-    wanted = {groups[g] for g in q.group_by} | {"project"}  # project: to filter by it
-    if q.api_key_ids:
-        wanted.add("key")
-    if q.models:
-        wanted.add("model")
-    async with db.read() as session:
-        rows = await usage_rollups.buckets(
-            session, p.account_id, q.start, last, group_by=sorted(wanted)
-        )
-    kept = [
-        row
-        for row in rows
-        if (p.sees_all_projects or (row.project_id or "") in p.projects)
-        and (not q.project_ids or row.project_id in q.project_ids)
-        and (not q.api_key_ids or row.api_key_id in q.api_key_ids)
-        and (not q.models or row.model in q.models)
-    ]
-    return kept, last, last < q.end
+    found = await rows(db, p, replace(q, end=last), sorted({groups[g] for g in q.group_by}))
+    return found, last, last < q.end
 
 
 RollupRow = usage_rollups.RollupRow

@@ -13,6 +13,8 @@ from decimal import Decimal
 from html import unescape
 from typing import Any
 
+from sqlalchemy import Engine, event
+
 from moonbase.auth.actor import SYSTEM
 from moonbase.auth.project_policy import ProjectLimits
 from tests.console.harness import Visitor, signed_in
@@ -261,3 +263,61 @@ async def test_a_project_with_more_keys_than_one_page_shows_and_filters_every_ke
     assert 'data-testid="total-requests">1<' in usage.text and beyond["name"] in usage.text
     csv_reply = await owner.get(f"/console/usage.csv?key={beyond['id']}")
     assert csv_reply.status_code == 200 and beyond["id"] in csv_reply.text
+
+
+async def test_the_keys_and_usage_pages_read_keys_and_creators_once_however_many_projects(
+    org: Org,
+):
+    """Each page reads the keys of every visible project in one query and
+    their creators in one more: six more projects, each with a key made by
+    someone else, add no read."""
+    owner = await signed_in(org, "owner")
+
+    async def reads_of(path: str) -> dict[str, int]:
+        counted = {"api_keys": 0, "users": 0}
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            for table in counted:
+                if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+                    counted[table] += 1
+
+        event.listen(Engine, "before_cursor_execute", count)  # every engine: reads have their own
+        try:
+            reply = await owner.get(path)
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        assert reply.status_code == 200, reply.text
+        return counted
+
+    await _key(owner, org.p1, "first")
+    pages = ("/console/keys", "/console/usage?group=key")
+    before = {path: await reads_of(path) for path in pages}
+    names, made_ids = [], []
+    for i in range(6):
+        made = await org.http.post(
+            "/v1/organization/projects", json={"name": f"team-{i}"}, headers=org.headers("owner")
+        )
+        assert made.status_code == 201, made.text
+        made_ids.append(made.json()["id"])
+        email = f"maker-{i}@a.example"
+        await org.add_user(email, org.a, "admin")
+        maker = {"authorization": f"Bearer {await org.sign_in(email)}",
+                 "openai-organization": org.a}  # fmt: skip
+        key = await org.http.post(
+            f"/v1/organization/projects/{made.json()['id']}/api_keys",
+            json={"name": f"key-of-team-{i}"}, headers=maker,
+        )  # fmt: skip
+        assert key.status_code == 201, key.text
+        names.append(f"key-of-team-{i}")
+    after = {path: await reads_of(path) for path in pages}
+    assert after == before, (before, after)
+    assert all(reads["api_keys"] == 1 for reads in after.values()), after
+    listing = await owner.get("/console/keys")
+    assert all(name in listing.text for name in names)
+    for i, project_id in enumerate(made_ids):  # each key still names who made it
+        keys = await org.http.get(
+            f"/v1/organization/projects/{project_id}/api_keys", headers=org.headers("owner")
+        )
+        assert [k["owner"]["user"]["email"] for k in keys.json()["data"]] == [
+            f"maker-{i}@a.example"
+        ]

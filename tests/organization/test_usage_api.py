@@ -111,3 +111,32 @@ async def test_pages_of_days_and_bad_queries(org: Org):
         assert reply.status_code == 400, (query, reply.text)
         assert reply.json()["error"]["type"] == "invalid_request_error"
     assert (await org.http.get(f"/v1/organization/costs?start_time={start}")).status_code == 401
+
+
+async def test_filters_by_project_key_and_model_never_widen_what_a_member_sees(org: Org):
+    p1_key = await _spend(org, org.p1, 2)
+    p2_key = await _spend(org, org.p2, 1)
+    start = int(time.time()) - 86400
+
+    async def today(who: str, query: str, path: str = "usage/completions") -> list[dict]:  # type: ignore[type-arg]
+        reply = await org.http.get(
+            f"/v1/organization/{path}?start_time={start}&{query}", headers=org.headers(who)
+        )
+        assert reply.status_code == 200, reply.text
+        return list(reply.json()["data"][-1]["results"])
+
+    both = f"project_ids={org.p1}&project_ids={org.p2}&group_by=project_id"
+    assert {r["project_id"]: r["num_model_requests"] for r in await today("owner", both)} == {
+        org.p1: 2, org.p2: 1,
+    }  # fmt: skip
+    assert [r["project_id"] for r in await today("member", both)] == [org.p1]
+    assert await today("member", f"project_ids={org.p2}") == []  # not theirs: nothing
+    assert await today("member", f"api_key_ids={p2_key}") == []
+    (by_key,) = await today("owner", f"api_key_ids[]={p2_key}&group_by=api_key_id")
+    assert by_key["api_key_id"] == p2_key and by_key["num_model_requests"] == 1
+    assert await today("owner", "models=kimi-latest") == []
+    (everything,) = await today("owner", "models=moonshot-v1-8k")
+    assert everything["num_model_requests"] == 3 and everything["project_id"] is None
+    (cost,) = await today("member", f"project_ids={org.p1}&group_by=project_id", "costs")
+    assert cost["project_id"] == org.p1 and cost["amount"]["value"] > 0
+    assert p1_key != p2_key

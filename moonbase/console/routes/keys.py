@@ -40,12 +40,14 @@ async def _listing(
     p = page.signed_in
     projects = await service.projects(p)
     chosen = page.request.query_params.get("project", "")
-    rows = []
-    for project in projects:
-        if chosen and project.id != chosen:
-            continue
-        for key in await service.project_keys(p, project.id):
-            rows.append((project, key, may_change(p, project.id, key)))
+    seen = chosen in {x.id for x in projects}  # any other choice shows no key
+    keys = await service.keys_by_project(p, chosen if seen else None)
+    rows = [
+        (project, key, may_change(p, project.id, key))
+        for project in projects
+        if not chosen or project.id == chosen
+        for key in keys.get(project.id, [])
+    ]
     return page.render(
         "keys.html", status=status, projects=projects, chosen=chosen, rows=rows,
         creatable=[x for x in projects if may_create(p, x.id)], models=sorted(SPECS_BY_ID),

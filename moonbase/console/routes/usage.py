@@ -30,13 +30,8 @@ async def _read(
     p = page.signed_in
     f = report.filters(page.request.query_params)
     projects = await service.projects(p)
-    if f.project:
-        await service.get_project(p, f.project)
-    keys: dict[str, str] = {}
-    for project in projects:
-        if not f.project or project.id == f.project:
-            for key in await service.project_keys(p, project.id):
-                keys[key.id] = key.name
+    by_project = await service.keys_by_project(p, f.project or None)  # 404: not seen
+    keys = {key.id: key.name for found in by_project.values() for key in found}
     if f.key and f.key not in keys:
         raise NotFoundError(f"no API key {f.key!r} in what you see", param="key_id")
     if group_by is None:  # the table's grouping only: the database sums the rest

@@ -166,6 +166,21 @@ async def of_project(session: AsyncSession, project_id: str) -> list[ApiKey]:
     return list(rows)
 
 
+async def of_account_projects(session: AsyncSession, account_id: str) -> list[ApiKey]:
+    """Every live key of the account's projects, oldest first: one read for a
+    listing of many projects (``of_project`` is one project's)."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(
+            ApiKey.account_id == account_id,
+            ApiKey.project_id.is_not(None),
+            ApiKey.revoked_at.is_(None),
+        )
+        .order_by(ApiKey.created_at, ApiKey.id)
+    )
+    return list(rows)
+
+
 async def disable_made_by(session: AsyncSession, created_by: str) -> list[str]:
     """Disable every live key ``created_by`` made (a disabled user's); their ids."""
     ids = list(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +37,13 @@ async def create(
 
 async def get(session: AsyncSession, user_id: str) -> User | None:
     return await session.get(User, user_id)
+
+
+async def get_many(session: AsyncSession, user_ids: Collection[str]) -> list[User]:
+    """The users among ``user_ids`` that exist, in one read."""
+    if not user_ids:
+        return []
+    return list(await session.scalars(select(User).where(User.id.in_(list(user_ids)))))
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:
