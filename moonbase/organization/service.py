@@ -10,8 +10,6 @@ see but not change answers 403.
 from __future__ import annotations
 
 import json
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -40,14 +38,21 @@ from moonbase.organization.usage import RollupRow, UsageQuery
 from moonbase.schemas import organization as wire
 from moonbase.settings import UsersSettings
 from moonbase.store.database import Database
-from moonbase.store.repositories import accounts, api_keys, audit, credentials, projects, users
+from moonbase.store.repositories import (
+    accounts,
+    api_keys,
+    audit,
+    credentials,
+    failed_sign_ins,
+    projects,
+    users,
+)
 from moonbase.store.tables import Account, AdminKey, ApiKey, Invite, Project, User, utcnow
 from moonbase.store.tables import OrgMember as OrgMemberRow
 
 T = TypeVar("T")
 MAX_PAGE = 100
 FAILURE_WINDOW_S = 900.0
-MAX_THROTTLED = 100_000  # emails with recent failures kept in memory
 # An admin key's last use is written at most this often (a read-mostly API).
 LAST_USED_EVERY = timedelta(minutes=1)
 
@@ -183,41 +188,44 @@ class OrganizationService:
         self._keys = keys
         self._billing = billing
         self._settings = settings
-        self._failures: dict[str, deque[float]] = {}
 
     # Who is calling -------------------------------------------------------
 
     async def sign_in(self, email: str, password: str) -> wire.SessionOut:
         email = people.normal_email(email)
-        self._refuse_if_throttled(email)
         # Counted as failed before the ~50 ms verification, and forgiven after
-        # it succeeds: parallel guesses cannot all pass the check first.
-        self._failed(email)
+        # it succeeds: parallel guesses, on any gateway, cannot all pass the
+        # check first (the k-th to commit its failure counts at least k).
+        await self._count_failure(email)
         async with self._db.read() as session:
             user = await users.by_email(session, email)
         ok = await passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None:
             raise AuthenticationError("Wrong email or password", code="invalid_credentials")
-        self._failures.pop(email, None)
+        async with self._db.transaction() as session:
+            await failed_sign_ins.forgive(session, email)
         return await self._open_session(user)
 
-    def _refuse_if_throttled(self, email: str) -> None:
-        failures = self._failures.get(email)
-        now = time.monotonic()
-        while failures and failures[0] < now - FAILURE_WINDOW_S:
-            failures.popleft()
-        if failures and len(failures) >= self._settings.max_failed_sign_ins:
-            retry = max(1, int(failures[0] + FAILURE_WINDOW_S - now) + 1)
-            raise RateLimitError(
-                "Too many failed sign-ins for this email; try again later", retry_after=retry
-            )
-
-    def _failed(self, email: str) -> None:
-        failures = self._failures.pop(email, None) or deque()
-        failures.append(time.monotonic())
-        self._failures[email] = failures  # the most recent last (dicts keep order)
-        while len(self._failures) > MAX_THROTTLED:  # a flood of made-up emails
-            del self._failures[next(iter(self._failures))]  # forget the stalest
+    async def _count_failure(self, email: str) -> None:
+        """Record an attempt as a failure; refuse it (and forget it) if the
+        email has failed too often in the window."""
+        now = utcnow()
+        start = now - timedelta(seconds=FAILURE_WINDOW_S)
+        async with self._db.transaction() as session:
+            failure = await failed_sign_ins.record(session, email, now, expired_before=start)
+        async with self._db.read() as session:
+            count, oldest = await failed_sign_ins.since(session, email, start)
+        if count <= self._settings.max_failed_sign_ins:
+            return
+        async with self._db.transaction() as session:
+            await failed_sign_ins.drop(session, failure)  # a refusal is not a guess
+        oldest = oldest or now
+        if oldest.tzinfo is None:  # SQLite keeps UTC without its zone
+            oldest = oldest.replace(tzinfo=UTC)
+        retry = max(1, int((oldest - start).total_seconds()) + 1)
+        raise RateLimitError(
+            "Too many failed sign-ins for this email; try again later", retry_after=retry
+        )
 
     async def _open_session(self, user: User) -> wire.SessionOut:
         lifetime = timedelta(hours=self._settings.session_hours)

@@ -333,6 +333,19 @@ class UserSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class FailedSignIn(Base):
+    """A sign-in that failed (or is being checked), kept for the throttle's
+    window so that every gateway counts the same failures. The email is kept
+    as a SHA-256: a guess at someone else's address is not stored."""
+
+    __tablename__ = "failed_sign_ins"
+    __table_args__ = (Index("ix_failed_sign_ins_email_at", "email_hash", "failed_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class AdminKey(Base):
     """An organisation's management API key (``sk-admin-...``). It acts with
     its creator's current role in the organisation, so a demoted or removed

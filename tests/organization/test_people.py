@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from moonbase.app import create_app
+from moonbase.settings import EMBEDDED_ENGINE, Settings
 from moonbase.store.repositories import audit
-from moonbase.store.tables import Invite, utcnow
+from moonbase.store.tables import FailedSignIn, Invite, utcnow
 from tests.conftest import BOTH_DATABASES, empty_database
+from tests.fakes import ScriptedEngine
 from tests.organization.harness import PASSWORD, Org, organisations
 
 
@@ -395,6 +399,42 @@ async def test_parallel_wrong_passwords_are_throttled_too(org: Org):
     )
     codes = [r.status_code for r in guesses]
     assert codes.count(401) <= 10 and codes.count(429) >= 6, codes
+
+
+async def test_every_gateway_counts_the_same_failed_sign_ins(org: Org, tmp_path: Path):
+    """A second gateway on the same database: guesses spread over both are
+    throttled as if they met one; an expired failure is forgotten, and the
+    guessed email is not stored."""
+    second = create_app(
+        Settings(data_dir=tmp_path / "second"), engines={EMBEDDED_ENGINE: ScriptedEngine()},
+        db=org.db,
+    )  # fmt: skip
+    guess = {"email": "admin@a.example", "password": "guess guess"}
+    async with second.router.lifespan_context(second):
+        transport = httpx.ASGITransport(app=second)
+        async with httpx.AsyncClient(transport=transport, base_url="http://second") as other:
+            for gateway in (org.http, other) * 5:  # ten failures, five on each
+                failed = await gateway.post("/v1/auth/sessions", json=guess)
+                assert failed.status_code == 401, failed.text
+            for gateway in (org.http, other):
+                right = await gateway.post(
+                    "/v1/auth/sessions", json={**guess, "password": PASSWORD}
+                )
+                assert right.status_code == 429, right.text
+                assert 0 < int(right.headers["retry-after"]) <= 900
+    async with org.db.read() as session:
+        stored = list(await session.scalars(select(FailedSignIn)))
+    assert len(stored) == 10  # the refusals were not counted as guesses
+    assert all("admin@a.example" not in row.email_hash for row in stored)
+    # Fifteen minutes on, the failures are gone: the next failure sweeps them.
+    async with org.db.transaction() as session:
+        await session.execute(
+            update(FailedSignIn).values(failed_at=utcnow() - timedelta(minutes=16))
+        )
+    right = await org.http.post("/v1/auth/sessions", json={**guess, "password": PASSWORD})
+    assert right.status_code == 201, right.text
+    async with org.db.read() as session:
+        assert list(await session.scalars(select(FailedSignIn))) == []  # swept, then forgiven
 
 
 async def test_what_a_removed_member_made_goes_with_them(org: Org):
