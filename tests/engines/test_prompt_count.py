@@ -261,3 +261,33 @@ def test_the_calibration_samples_once_it_has_learnt_enough():
     assert observed == 100 + 10
     assert calibration.observations == observed
     assert calibration.estimate(messages, None) == 20
+
+
+# One sentence in each script, as the embedded model's vocabulary counts it.
+SCRIPTS = {
+    "English": "The archive keeps records of ships and harbours; each holds a date and a cargo.",
+    "Russian": "Архив хранит записи о судах и портах; каждая содержит дату и груз.",
+    "Greek": "Το αρχείο διατηρεί εγγραφές για πλοία και λιμάνια, με ημερομηνία και φορτίο.",
+    "Arabic": "يحتفظ الأرشيف بسجلات السفن والموانئ، ولكل سجل تاريخ وحمولة.",
+    "Hebrew": "הארכיון שומר רשומות על ספינות ונמלים, ולכל רשומה תאריך ומטען.",
+    "Chinese": "档案馆保存船只与港口的记录，每条记录包含日期和货物。",
+    "Japanese": "記録保管所は船と港の記録を保存し、それぞれに日付と積荷がある。",
+}
+
+
+def test_the_admission_estimate_of_no_script_is_a_small_fraction_of_the_real_count(
+    folder: Path,
+):
+    """Admission sizes a prompt before any tokenizer runs; whatever the
+    script, it must not take a prompt for a small fraction of its size. The
+    embedded model's English-only vocabulary is the worst case (every other
+    script a token or two a character): each is estimated at 40 % of its
+    count or more (0.41 to 0.58 today; a quarter token for a Cyrillic,
+    Greek, Arabic or Hebrew character made them 0.22 to 0.32)."""
+    counter = HfPromptCounter(folder)
+    empty = counter.count([{"role": "user", "content": ""}], None)
+    for script, sentence in SCRIPTS.items():
+        messages = [{"role": "user", "content": sentence * 4}]
+        real = counter.count(messages, None) - empty
+        estimate = estimate_tokens(messages) - 4  # less the message's own allowance
+        assert 0.4 * real <= estimate <= 2 * real, (script, estimate, real)
