@@ -48,10 +48,16 @@ def check_strength(password: str) -> None:
         raise BadRequestError("password must not be only spaces", param="password")
 
 
-async def _on_pool(work: Callable[[], T]) -> T:
-    global _queued
+def refuse_if_busy() -> None:
+    """Refuse (429) what the pool would refuse, before any other work for it
+    (a sign-in writes its attempt first: a flood must not reach the database)."""
     if _queued >= MAX_WAITING:
         raise RateLimitError("Too many sign-ins at once; try again in a moment", retry_after=1)
+
+
+async def _on_pool(work: Callable[[], T]) -> T:
+    global _queued
+    refuse_if_busy()
     _queued += 1
     try:
         return await asyncio.get_running_loop().run_in_executor(_pool, work)

@@ -193,6 +193,7 @@ class OrganizationService:
 
     async def sign_in(self, email: str, password: str) -> wire.SessionOut:
         email = people.normal_email(email)
+        passwords.refuse_if_busy()
         # Counted as failed before the ~50 ms verification, and forgiven after
         # it succeeds: parallel guesses, on any gateway, cannot all pass the
         # check first (the k-th to commit its failure counts at least k).

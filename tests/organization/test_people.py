@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, update
 
 from moonbase.app import create_app
+from moonbase.auth import passwords
 from moonbase.settings import EMBEDDED_ENGINE, Settings
 from moonbase.store.repositories import audit
 from moonbase.store.tables import FailedSignIn, Invite, utcnow
@@ -435,6 +436,20 @@ async def test_every_gateway_counts_the_same_failed_sign_ins(org: Org, tmp_path:
     assert right.status_code == 201, right.text
     async with org.db.read() as session:
         assert list(await session.scalars(select(FailedSignIn))) == []  # swept, then forgiven
+
+
+async def test_a_flood_of_sign_ins_is_refused_before_it_writes(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+):
+    """Beyond what the password pool may queue, a sign-in is a 429 that has
+    written nothing (its failure row would be a database write per request)."""
+    monkeypatch.setattr(passwords, "MAX_WAITING", 0)  # the queue is full
+    refused = await org.http.post(
+        "/v1/auth/sessions", json={"email": "owner@a.example", "password": PASSWORD}
+    )
+    assert refused.status_code == 429 and "Too many sign-ins at once" in refused.text
+    async with org.db.read() as session:
+        assert list(await session.scalars(select(FailedSignIn))) == []
 
 
 async def test_what_a_removed_member_made_goes_with_them(org: Org):
