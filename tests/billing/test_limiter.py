@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from moonbase.auth.project_policy import ProjectLimits
 from moonbase.billing.limiter import LocalLimiter, RateLimiter, RedisLimiter
@@ -98,3 +100,42 @@ async def test_a_projects_counts_are_its_own_and_its_refusals_name_it(limiter: R
     # the limits it leaves unset are never reached; the account's counts are apart
     await limiter.admit(counting_key("proj-other"), project, "p4", 10**12, project="other")
     await limiter.admit("proj-lab", limits(rpm=1), "a1", 10)
+
+
+async def test_in_use_counts_what_the_limits_count(limiter: RateLimiter):
+    """The rate-limit page's figures: in flight, requests and tokens in the
+    last minute, tokens in the last day, with real tokens replacing estimates."""
+    first = await limiter.admit("acct", limits(), "r1", 300)
+    await limiter.admit("acct", limits(), "r2", 200)
+    await limiter.admit("other", limits(), "r3", 5000)  # another account's
+    await limiter.finish("acct", first, 100)
+    used = await limiter.in_use("acct")
+    assert (used.in_flight, used.requests_minute, used.tokens_minute, used.tokens_day) == (
+        1, 2, 300, 300,
+    )  # fmt: skip
+    assert (await limiter.in_use("nobody")).requests_minute == 0
+
+
+async def test_redis_in_use_skips_what_has_aged_out_and_is_shared():
+    """Buckets older than their window, and a request a dead gateway never
+    finished, no longer count; a second gateway reads the same figures."""
+    prefix = f"moonbase-test:{secrets.token_hex(4)}"
+    first, second = RedisLimiter(REDIS, prefix), RedisLimiter(REDIS, prefix)
+    try:
+        await first.admit("acct", limits(), "r1", 40)
+        base = f"{prefix}:{{acct}}"
+        now = int(time.time())
+        raw = Redis.from_url(REDIS)  # what a dead gateway and earlier minutes left
+        await raw.zadd(f"{base}:in_flight", {"lost": now - 16 * 60})
+        await raw.hset(f"{base}:requests", str(now - 61), 7)
+        await raw.hset(f"{base}:tokens", str(now - 61), 700)
+        await raw.hset(f"{base}:hourly", str(now // 3600 - 24), 9000)
+        await raw.aclose()
+        for gateway in (first, second):
+            used = await gateway.in_use("acct")
+            assert (used.in_flight, used.requests_minute, used.tokens_minute, used.tokens_day) == (
+                1, 1, 40, 40,
+            )  # fmt: skip
+    finally:
+        await first.close()
+        await second.close()
