@@ -259,7 +259,8 @@ async def test_client_schemas_reach_the_upstream_exactly_as_sent(tmp_path, upstr
     await db.migrate()
     issued = await admin.bootstrap(db, settings.billing)
     assert issued is not None
-    gateway = create_app(settings, engines={EMBEDDED_ENGINE: engine([url])}, db=db)
+    upstream = engine([url])  # the caller's, not the app's: closed here
+    gateway = create_app(settings, engines={EMBEDDED_ENGINE: upstream}, db=db)
     tools = [*kimi_cli_tools()[:3], *mcp_filesystem_tools()[:2]]
     schema = tools[0]["function"]["parameters"]  # pydantic's, with defaults beside anyOf
     async with gateway.router.lifespan_context(gateway):
@@ -284,4 +285,5 @@ async def test_client_schemas_reach_the_upstream_exactly_as_sent(tmp_path, upstr
                 sent = app.requests[-1]
                 for key, value in body.items():
                     assert sent[key] == value
+    await upstream.close()
     await db.dispose()
