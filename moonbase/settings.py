@@ -254,6 +254,10 @@ class BatchSettings(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=256)
     max_lines: int = Field(default=50_000, ge=1)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    # A worker runs one batch this long at most, then takes the batch of the
+    # account it served least recently: a tenant's 50,000 lines never hold
+    # another's batch back for more than a turn per busy account.
+    turn_s: float = Field(default=30.0, ge=0)
     # How long a worker holds a batch without renewing; a crashed worker's
     # batch is taken over after this.
     claim_seconds: float = Field(default=60.0, gt=0)

@@ -6,7 +6,8 @@ result is written first, and only while the line is still pending. A crash
 before that commit leaves the line pending and uncharged, so it runs again;
 after it, the line is done and never runs again. Workers hold a batch through
 a lapsing claim (``SKIP LOCKED`` on PostgreSQL), renewed as they go; a dead
-worker's batch is taken over when its claim lapses.
+worker's batch is taken over when its claim lapses. A worker runs a batch for
+a turn (``turn_s``), then the batch of the account it served least recently.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class BatchWorker:
         if batch_id is None:
             return False
         try:
-            await self._advance(batch_id)
+            await self._advance(batch_id, time.monotonic() + self.settings.turn_s)
         except Exception:
             # Keep the claim for a while instead of releasing it: the oldest
             # batch is claimed first, so a batch that fails at once would be
@@ -102,7 +103,9 @@ class BatchWorker:
         await self._release(batch_id)
         return True
 
-    async def _advance(self, batch_id: str) -> None:
+    async def _advance(self, batch_id: str, turn_ends: float) -> None:
+        """Move the batch on until it ends or its turn does (at least a few
+        lines a turn, so every turn makes progress)."""
         while True:
             batch = await self._load(batch_id)
             now = int(time.time())
@@ -112,7 +115,9 @@ class BatchWorker:
                 await self._validate(batch)
                 continue
             elif batch.status == "in_progress":
-                if await self._run_round(batch):
+                if await self._run_round(batch, turn_ends):
+                    if time.monotonic() >= turn_ends:
+                        return  # lines are left: another account's batch is next
                     continue
                 await self._finish(batch, "completed")
             elif batch.status == "finalizing":
@@ -133,12 +138,14 @@ class BatchWorker:
             if batch is not None and batch.claimed_by == self.name:
                 batch.claimed_by = None
                 batch.claim_until = None
+                batch.served_at = time.time()
 
     async def _hold(self, batch_id: str, seconds: float) -> None:
         async with self.db.transaction() as session:
             batch = await batch_rows.lock(session, batch_id)
             if batch is not None and batch.claimed_by == self.name:
                 batch.claim_until = time.time() + seconds
+                batch.served_at = time.time()
 
     async def _renew(self, batch_id: str) -> None:
         async with self.db.transaction() as session:
@@ -176,8 +183,9 @@ class BatchWorker:
 
     # -- in_progress --------------------------------------------------------
 
-    async def _run_round(self, batch: Batch) -> bool:
-        """One pass over the pending lines; False when none were left.
+    async def _run_round(self, batch: Batch, turn_ends: float) -> bool:
+        """One pass over the pending lines, or as many as the turn allows
+        (the lines queued when it ends still run); False when none were left.
 
         A pipeline, not rounds: ``concurrency`` runners take lines from a
         short queue refilled page by page, so the engine never idles waiting
@@ -226,15 +234,16 @@ class BatchWorker:
         watcher = asyncio.create_task(watch())
         fed, after = 0, 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and (not fed or time.monotonic() < turn_ends):
                 async with self.db.read() as session:
                     page = await batch_rows.pending(session, batch.id, LINES_PER_PAGE, after)
                 if not page:
                     break
                 for line in page:
                     await lines.put(line)
-                fed += len(page)
-                after = page[-1].line
+                    fed, after = fed + 1, line.line
+                    if time.monotonic() >= turn_ends:
+                        break
         finally:
             for _ in runners:
                 await lines.put(None)

@@ -241,6 +241,9 @@ class Batch(Base):
     # a crashed worker's claim lapses and another takes the batch over.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When a worker last ended a turn on it (unix seconds): the next claim
+    # takes the batch of the account served least recently.
+    served_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The project of the key that created it; only that project's keys see it.
     # NULL: the account's default project.
     project_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)

@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from moonbase.store.repositories.projects import default_project_id, owning
 from moonbase.store.tables import Batch, BatchLine
@@ -78,14 +79,30 @@ async def page(
 
 
 async def claim(session: AsyncSession, worker: str, now: float, hold: float) -> Batch | None:
-    """Take the oldest active batch nobody holds (SKIP LOCKED: workers never wait on each other)."""
+    """Take an active batch nobody holds (SKIP LOCKED: workers never wait on
+    each other): of the account whose active batches were served least
+    recently (never first; one a worker holds counts as served now), that
+    account's least recently served, oldest first. Accounts take turns, and
+    an account's batches take turns among themselves."""
+    others = aliased(Batch)
+    served = case((others.claim_until >= now, now), else_=others.served_at)  # held: served now
+    account_served = (
+        select(func.max(served))
+        .where(others.account_id == Batch.account_id, others.status.in_(ACTIVE))
+        .scalar_subquery()
+    )
     batch = await session.scalar(
         select(Batch)
         .where(
             Batch.status.in_(ACTIVE),
             (Batch.claim_until.is_(None)) | (Batch.claim_until < now),
         )
-        .order_by(Batch.created_at)
+        .order_by(
+            account_served.asc().nulls_first(),
+            Batch.served_at.asc().nulls_first(),
+            Batch.created_at,
+            Batch.id,
+        )
         .limit(1)
         .with_for_update(skip_locked=True)
     )
