@@ -12,8 +12,9 @@ credentials, cannot take the gateway's cores or memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -48,32 +49,36 @@ def check_strength(password: str) -> None:
         raise BadRequestError("password must not be only spaces", param="password")
 
 
-def refuse_if_busy() -> None:
-    """Refuse (429) what the pool would refuse, before any other work for it
-    (a sign-in writes its attempt first: a flood must not reach the database)."""
+@contextlib.contextmanager
+def place() -> Iterator[None]:
+    """A place in the pool's queue, or a 429 beyond ``MAX_WAITING``. A sign-in
+    takes it before its first write and keeps it through its check, so a
+    flood is refused before it reaches the database, and a sign-in that
+    wrote its attempt is never refused by the pool after."""
+    global _queued
     if _queued >= MAX_WAITING:
         raise RateLimitError("Too many sign-ins at once; try again in a moment", retry_after=1)
-
-
-async def _on_pool(work: Callable[[], T]) -> T:
-    global _queued
-    refuse_if_busy()
     _queued += 1
     try:
-        return await asyncio.get_running_loop().run_in_executor(_pool, work)
+        yield
     finally:
         _queued -= 1
 
 
+async def _run(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_pool, work)
+
+
 async def hash_password(password: str) -> str:
     check_strength(password)
-    return await _on_pool(functools.partial(_hasher.hash, password))
+    with place():
+        return await _run(functools.partial(_hasher.hash, password))
 
 
 async def verify(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash`` (None: no such user;
-    answered in the same time as a wrong password)."""
-    return await _on_pool(functools.partial(_verify, password_hash, password))
+    answered in the same time as a wrong password). Called within ``place()``."""
+    return await _run(functools.partial(_verify, password_hash, password))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:

@@ -193,34 +193,31 @@ class OrganizationService:
 
     async def sign_in(self, email: str, password: str) -> wire.SessionOut:
         email = people.normal_email(email)
-        passwords.refuse_if_busy()
-        # Counted as failed before the ~50 ms verification, and forgiven after
-        # it succeeds: parallel guesses, on any gateway, cannot all pass the
-        # check first (the k-th to commit its failure counts at least k).
-        await self._count_failure(email)
-        async with self._db.read() as session:
-            user = await users.by_email(session, email)
-        ok = await passwords.verify(user.password_hash if user else None, password)
+        # A place in the password pool's queue first (a flood is refused
+        # before it writes), then the attempt is counted as failed before the
+        # ~50 ms verification and forgiven after it succeeds: parallel guesses,
+        # on any gateway, cannot all pass the check first.
+        with passwords.place():
+            await self._count_attempt(email)
+            async with self._db.read() as session:
+                user = await users.by_email(session, email)
+            ok = await passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None:
             raise AuthenticationError("Wrong email or password", code="invalid_credentials")
         async with self._db.transaction() as session:
             await failed_sign_ins.forgive(session, email)
         return await self._open_session(user)
 
-    async def _count_failure(self, email: str) -> None:
-        """Record an attempt as a failure; refuse it (and forget it) if the
-        email has failed too often in the window."""
+    async def _count_attempt(self, email: str) -> None:
+        """Count an attempt as a failure, or refuse it (429, not counted) if
+        the email has failed too often in the window."""
         now = utcnow()
         start = now - timedelta(seconds=FAILURE_WINDOW_S)
+        most = self._settings.max_failed_sign_ins
         async with self._db.transaction() as session:
-            failure = await failed_sign_ins.record(session, email, now, expired_before=start)
-        async with self._db.read() as session:
-            count, oldest = await failed_sign_ins.since(session, email, start)
-        if count <= self._settings.max_failed_sign_ins:
+            oldest = await failed_sign_ins.attempt(session, email, now, start, most)
+        if oldest is None:
             return
-        async with self._db.transaction() as session:
-            await failed_sign_ins.drop(session, failure)  # a refusal is not a guess
-        oldest = oldest or now
         if oldest.tzinfo is None:  # SQLite keeps UTC without its zone
             oldest = oldest.replace(tzinfo=UTC)
         retry = max(1, int((oldest - start).total_seconds()) + 1)

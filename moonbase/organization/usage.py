@@ -53,6 +53,8 @@ def parse_query(params: dict[str, list[str]], groups: dict[str, str], max_limit:
         values = [*params.get(name, []), *params.get(f"{name}[]", [])]
         if len(values) > 100 or any(len(v) > 100 for v in values):
             raise BadRequestError(f"{name}: at most 100 values of 100 characters", param=name)
+        if "" in values:  # it would match the usage of no project, no key
+            raise BadRequestError(f"{name}: an empty value names nothing", param=name)
         return tuple(values)
 
     def one(name: str) -> str | None:

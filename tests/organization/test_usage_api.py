@@ -104,6 +104,8 @@ async def test_pages_of_days_and_bad_queries(org: Org):
         f"start_time={start}&limit=32",
         f"start_time={start}&page=nope",
         "start_time=99999999999999",
+        f"start_time={start}&project_ids=",
+        f"start_time={start}&api_key_ids[]=",
     ):
         reply = await org.http.get(
             f"/v1/organization/usage/completions?{query}", headers=org.headers("owner")
