@@ -1,5 +1,6 @@
 import json
 import re
+import threading
 
 import llama_cpp
 import pytest
@@ -239,3 +240,60 @@ def test_a_schema_too_deep_to_walk_is_a_grammar_error_not_a_crash():
         deep = {"anyOf": [deep, {"type": "null"}]}
     with pytest.raises(GrammarError):
         json_grammar({"type": "object", "properties": {"a": deep}})
+
+
+def _converted_within(schema: dict, seconds: float = 30.0) -> str | GrammarError:
+    """The grammar or the refusal, from a thread that must finish in time (the
+    converter once looped for ever on a stray ``]``: a regression fails here
+    instead of hanging the run)."""
+    outcome: list[str | GrammarError] = []
+
+    def convert() -> None:
+        try:
+            outcome.append(json_grammar(schema))
+        except GrammarError as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=convert, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"the grammar of {schema} took more than {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize(
+    "pattern", ["^[]-a]$", "^[]]$", "^a}$", "^(ab|cd)]$", "^x{1,99999999}$", "^[0-9]{100000}$"]
+)
+def test_a_pattern_the_converter_would_never_finish_is_a_grammar_error(pattern: str):
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+    refused = _converted_within(schema)
+    assert isinstance(refused, GrammarError), refused
+    assert pattern[:8] in str(refused)
+
+
+@pytest.mark.parametrize("pattern", [r"^\]x\}$", "^[a-z]{2,5}$", "^[0-9]{3}-[0-9]{4}$", r"^[\]]$"])
+def test_escaped_brackets_classes_and_small_repetitions_still_convert(pattern: str, vocab):
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+    grammar = _converted_within(schema)
+    assert isinstance(grammar, str), grammar
+    compile_grammar(vocab, Grammar(grammar))
+
+
+def test_all_of_references_convert(vocab):
+    """``allOf`` over a ``$ref`` (pydantic v1's shape for a described
+    sub-model): its properties are the object's."""
+    schema = {
+        "type": "object",
+        "properties": {"address": {"allOf": [{"$ref": "#/$defs/Address"}], "description": "x"}},
+        "required": ["address"],
+        "$defs": {
+            "Address": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            }
+        },
+    }
+    grammar = json_grammar(schema)
+    compile_grammar(vocab, Grammar(grammar))
+    assert '"\\"city\\""' in grammar or "city" in grammar

@@ -90,12 +90,19 @@ class _Converter(SchemaConverter):
             self._refs_being_resolved.remove(ref)
         return name
 
-    def _build_object_rule(self, properties: Any, required: Any, name: str, extra: Any) -> Any:
+    def _build_object_rule(
+        self, properties: Any, required: Any, name: str, additional_properties: Any
+    ) -> Any:
+        # The parameter keeps the converter's name: its allOf branch passes it by keyword.
         self._declared.append([prop for prop, _ in properties])
         try:
-            return super()._build_object_rule(properties, required, name, extra)
+            return super()._build_object_rule(properties, required, name, additional_properties)
         finally:
             self._declared.pop()
+
+    def _visit_pattern(self, pattern: Any, name: str) -> Any:
+        _check_pattern(pattern)
+        return super()._visit_pattern(pattern, name)
 
     def _add_rule(self, name: str, rule: str) -> str:
         # A free member's key must not repeat a declared property: the JSON
@@ -126,6 +133,47 @@ class _Converter(SchemaConverter):
             return body if _END in node else body + "?"
 
         return f'"\\"" {branch(trie)} "\\"" space'
+
+
+MAX_PATTERN_REPEAT = 1000
+_NUMBERS = re.compile(r"[0-9]+")
+
+
+def _check_pattern(pattern: Any) -> None:
+    """Refuse a ``pattern`` that llama-cpp-python's converter would never
+    finish: it stops on a ``]`` or ``}`` outside a class or a quantifier
+    without moving past it (one request spun a thread for ever), and spells
+    out a ``{m,n}`` repetition m times. It is read the way the converter
+    reads it: classes to their first ``]``, quantifiers to their ``}``."""
+    if not isinstance(pattern, str) or not (pattern.startswith("^") and pattern.endswith("$")):
+        return  # the converter refuses it itself
+    body, index = pattern[1:-1], 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\":
+            index += 2
+        elif char == "[":
+            index += 1
+            while index < len(body) and body[index] != "]":
+                index += 2 if body[index] == "\\" else 1
+            index += 1
+        elif char == "{":
+            end = body.find("}", index)
+            if end < 0:
+                return  # the converter refuses an unclosed quantifier
+            for number in _NUMBERS.findall(body[index + 1 : end]):
+                if len(number) > 6 or int(number) > MAX_PATTERN_REPEAT:
+                    raise GrammarError(
+                        f"pattern {pattern[:100]!r}: a repetition of at most "
+                        f"{MAX_PATTERN_REPEAT} can be generated, not {number[:20]}"
+                    )
+            index = end + 1
+        elif char in "]}":
+            raise GrammarError(
+                f"pattern {pattern[:100]!r}: an unmatched {char!r} (escape it as \\{char})"
+            )
+        else:
+            index += 1
 
 
 def _ranged_integers(schema: dict[str, Any]) -> str | None:
