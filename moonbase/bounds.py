@@ -26,6 +26,15 @@ from sqlalchemy import String
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def whole_number(text: str, max_digits: int = 18) -> int | None:
+    """``text`` as a whole number when it is 1 to ``max_digits`` ASCII digits,
+    else None. ``str.isdigit`` takes "²" and "①", which ``int`` refuses (a
+    500), and ``int`` takes "١" and "1_000", which no client means."""
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
+
+
 def unstorable_reason(text: str) -> str | None:
     """Why ``text`` cannot be stored, or None when it can."""
     found = _UNSTORABLE.search(text)

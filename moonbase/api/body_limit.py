@@ -14,6 +14,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moonbase.api.error_handlers import error_parts
+from moonbase.bounds import whole_number
 from moonbase.errors import MoonbaseError
 
 EXEMPT_PATHS = frozenset({"/v1/files", "/console/files/upload"})
@@ -45,9 +46,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        size = whole_number(declared.decode("latin-1"), 30) if declared is not None else None
+        if size is not None and size > self.max_bytes:
             await _drain(receive)
-            await refuse(scope, send, too_large(int(declared), self.max_bytes))
+            await refuse(scope, send, too_large(size, self.max_bytes))
             return
         # A body without a length (chunked) is counted as it is read. Past the
         # cap the app is told the client left, whatever it answers is dropped,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypedDict
 
+from moonbase.bounds import whole_number
 from moonbase.errors import BadRequestError
 
 
@@ -16,9 +17,10 @@ def page_size(raw: str | None, default: int, most: int) -> int:
     # Parsed here rather than by FastAPI so that a bad value is Moonshot's 400, not a 422.
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    size = whole_number(raw)
+    if size is None or not 1 <= size <= most:
         raise BadRequestError(f"limit must be an integer from 1 to {most}", param="limit")
-    return int(raw)
+    return size
 
 
 class PageEnds(TypedDict):

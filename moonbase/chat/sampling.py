@@ -43,6 +43,15 @@ class SamplingPlan:
         )
 
 
+def check_choices(n: int | None) -> int:
+    """How many choices a request asks for (``n``, 1 when unset); a 400 out of range."""
+    if n is None:
+        return 1
+    if not 1 <= n <= MAX_CHOICES:
+        raise BadRequestError(f"n must be between 1 and {MAX_CHOICES}, got {n}", param="n")
+    return n
+
+
 def plan_sampling(family: Family, request: ChatCompletionRequest) -> SamplingPlan:
     thinking, keep = _thinking(family, request)
     _check_range("temperature", request.temperature, 0.0, 1.0)
@@ -51,9 +60,7 @@ def plan_sampling(family: Family, request: ChatCompletionRequest) -> SamplingPla
     _check_range("top_p", request.top_p, 0.0, 1.0)
     _check_range("presence_penalty", request.presence_penalty, -2.0, 2.0)
     _check_range("frequency_penalty", request.frequency_penalty, -2.0, 2.0)
-    n = 1 if request.n is None else request.n
-    if not 1 <= n <= MAX_CHOICES:
-        raise BadRequestError(f"n must be between 1 and {MAX_CHOICES}, got {n}", param="n")
+    n = check_choices(request.n)
     temperature = family.default_temperature if request.temperature is None else request.temperature
     if n > 1 and temperature < NEAR_ZERO_TEMPERATURE:
         raise BadRequestError(

@@ -28,7 +28,7 @@ from moonbase.chat.chunks import ChunkFactory
 from moonbase.chat.conversation import Media, check_partial_mode, stop_strings
 from moonbase.chat.media import MediaResolver, find_media
 from moonbase.chat.response_format import output_constraint
-from moonbase.chat.sampling import plan_sampling
+from moonbase.chat.sampling import check_choices, plan_sampling
 from moonbase.chat.tally import Tally
 from moonbase.chat.tools import calls_constraint, offered_in_messages, plan_tools
 from moonbase.engines.base import (
@@ -100,7 +100,7 @@ class ChatService:
         model = self._registry.get(request.model)
         caller.check_model(model.id)
         prompt = estimate_message_tokens(request)
-        n = request.n or 1
+        n = check_choices(request.n)  # before it multiplies the hold (n: 2**63 was a 429)
         asked = request.max_completion_tokens or request.max_tokens
         # No completion outgrows the context: a larger ask is a 400 from
         # prepare (the prompt counted), never a rate limit that says wait.

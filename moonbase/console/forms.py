@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from moonbase.bounds import whole_number
 from moonbase.errors import BadRequestError
 
 M = TypeVar("M", bound=BaseModel)
+_AMOUNT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 
 
 def wire(model: type[M], **values: Any) -> M:
@@ -32,11 +34,11 @@ def yuan(text: str, param: str) -> Decimal | None:
     text = text.replace(",", "").replace("¥", "").strip()
     if not text:
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadRequestError(f"{text[:40]!r} is not an amount", param=param) from None
-    if not value.is_finite() or value <= 0:
+    # ASCII digits only: Decimal also reads "١٢" and "1_000", which no one types as money.
+    if not _AMOUNT.fullmatch(text):
+        raise BadRequestError(f"{text[:40]!r} is not an amount", param=param)
+    value = Decimal(text)
+    if value <= 0:
         raise BadRequestError("must be more than 0", param=param)
     return value
 
@@ -58,10 +60,9 @@ def words(text: str) -> list[str]:
 
 
 def number(text: str, param: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequestError(f"{text[:40]!r} is not a whole number", param=param) from None
+    value = whole_number(text.strip())
+    if value is None:  # ASCII digits: int() also reads "٣" and "1_000"
+        raise BadRequestError(f"{text[:40]!r} is not a whole number", param=param)
     if not low <= value <= high:
         raise BadRequestError(f"must be between {low} and {high}", param=param)
     return value

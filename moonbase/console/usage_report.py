@@ -18,8 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from moonbase.billing.money import MICRO_PER_YUAN
+from moonbase.bounds import whole_number
 from moonbase.errors import BadRequestError
-from moonbase.organization.usage import RollupRow, UsageQuery
+from moonbase.organization.usage import LAST_DAY, RollupRow, UsageQuery
 
 DAY = timedelta(days=1)
 PRESETS = (1, 7, 30, 90)
@@ -65,9 +66,12 @@ class Filters:
 
 def _date(text: str, param: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise BadRequestError(f"{text[:40]!r} is not a date (YYYY-MM-DD)", param=param) from None
+    if day > LAST_DAY:  # the day after must exist too
+        raise BadRequestError(f"{text[:40]!r}: a date up to {LAST_DAY}", param=param)
+    return day
 
 
 def filters(params: Mapping[str, str], today: date | None = None) -> Filters:
@@ -83,8 +87,8 @@ def filters(params: Mapping[str, str], today: date | None = None) -> Filters:
         if (last - first).days + 1 > MAX_DAYS:
             raise BadRequestError(f"a range is at most {MAX_DAYS} days", param="from")
     else:
-        text = params.get("days", "30")
-        days = int(text) if text.isdigit() and int(text) in PRESETS else 30
+        days = whole_number(params.get("days", "30"), max_digits=3) or 30
+        days = days if days in PRESETS else 30
         first, last = today - (days - 1) * DAY, today
     group = params.get("group", "model")
     return Filters(

@@ -16,11 +16,14 @@ from typing import Any
 
 from moonbase.auth.roles import Principal
 from moonbase.billing.money import to_yuan
+from moonbase.bounds import whole_number
 from moonbase.errors import BadRequestError
 from moonbase.store.database import Database
 from moonbase.store.repositories import usage_rollups
 
 DAY = timedelta(days=1)
+# The last day a range may name: a page of days after it must still be a date.
+LAST_DAY = date(9000, 12, 31)
 # OpenAI's group_by names and the rollup's.
 USAGE_GROUPS = {"project_id": "project", "api_key_id": "key", "model": "model"}
 COST_GROUPS = {"project_id": "project", "line_item": "model"}  # a line item is a model
@@ -65,9 +68,10 @@ def parse_query(params: dict[str, list[str]], groups: dict[str, str], max_limit:
         text = one(name)
         if text is None:
             return None
-        if not text.isdigit() or len(text) > 12:
+        number = whole_number(text, max_digits=12)
+        if number is None:
             raise BadRequestError(f"{name} must be a whole number", param=name)
-        return int(text)
+        return number
 
     start_unix = integer("start_time")
     if start_unix is None:
@@ -82,6 +86,8 @@ def parse_query(params: dict[str, list[str]], groups: dict[str, str], max_limit:
             start = date.fromisoformat(page)
         except ValueError:
             raise BadRequestError("page: not a page from this API", param="page") from None
+        if start > LAST_DAY:
+            raise BadRequestError("page: not a page from this API", param="page")
     end_unix = integer("end_time")
     today_end = datetime.now(UTC).date() + DAY  # no end_time: up to now
     end = _day(end_unix + 86399, "end_time") if end_unix is not None else today_end

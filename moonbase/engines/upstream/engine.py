@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from moonbase.bounds import whole_number
 from moonbase.engines.base import (
     ChatCall,
     ChatEvent,
@@ -456,9 +457,8 @@ def _usage(payload: dict[str, Any]) -> UsageReported:
 def _seconds(retry_after: str | None) -> int:
     """An upstream's Retry-After in whole seconds (1 unless it sent a number:
     an HTTP date from a proxy is not worth parsing for a hint)."""
-    if retry_after is not None and retry_after.strip().isdigit():
-        return max(1, int(retry_after.strip()))
-    return 1
+    seconds = whole_number(retry_after.strip(), max_digits=9) if retry_after else None
+    return max(1, seconds or 1)
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
