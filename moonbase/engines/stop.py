@@ -72,4 +72,7 @@ class Utf8Stream:
         return self._decoder.decode(data)
 
     def flush(self) -> str:
-        return self._decoder.decode(b"", final=True)
+        """The end of the reply: a character its last tokens only began (cut
+        by ``max_tokens``) is dropped, not sent as U+FFFD (vLLM drops it too)."""
+        self._decoder.reset()
+        return ""

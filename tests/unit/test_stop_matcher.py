@@ -64,6 +64,15 @@ def test_utf8_stream_holds_incomplete_characters():
     assert text + decoder.flush() == "héllo 月"
 
 
+def test_a_character_cut_by_the_end_of_the_reply_is_dropped_not_replaced():
+    """max_tokens can end a reply inside a character (an emoji is several
+    byte tokens): the reply ends before it, with no U+FFFD."""
+    decoder = Utf8Stream()
+    text = decoder.decode("ok 🌟".encode()[:-2])
+    assert text + decoder.flush() == "ok "
+    assert decoder.decode(b"\xff") == "\ufffd"  # bytes that are no character stay visible
+
+
 def test_a_longer_stop_that_began_earlier_wins_over_a_shorter_complete_one():
     out, stopped = stream(["aa", "c", "a"], ("c", "aca"))
     assert "".join(out) == "a" and stopped
