@@ -256,6 +256,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Revoke {name}? Programs using it stop working at once; this cannot be undone.",
         "吊销 {name}？使用它的程序将立即失效，且无法撤销。",
     ),
+    "keys.pages": ("Pages of keys", "密钥分页"),
+    "keys.first": ("First keys", "最早的密钥"),
+    "keys.more": ("More keys", "更多密钥"),
     "keys.none": ("No API keys here yet.", "这里还没有 API 密钥。"),
     "keys.none_next": (
         "Create one below, then use it as the OpenAI SDK's api_key with base_url ending in /v1.",

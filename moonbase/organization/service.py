@@ -57,22 +57,34 @@ FAILURE_WINDOW_S = 900.0
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
-def page(items: Sequence[T], ident: Callable[[T], str], limit: int, after: str | None) -> wire.Page:
-    """OpenAI's cursor pagination over a listing already in order."""
+def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+
+
+def _not_in_list(after: str) -> BadRequestError:
+    return BadRequestError(f"after: no item {after[:100]!r} in this list", param="after")
+
+
+def page(items: Sequence[T], ident: Callable[[T], str], limit: int, after: str | None) -> wire.Page:
+    """OpenAI's cursor pagination over a listing already in order."""
+    _check_limit(limit)
     start = 0
     if after is not None:
         ids = [ident(item) for item in items]
         if after not in ids:
-            raise BadRequestError(f"after: no item {after[:100]!r} in this list", param="after")
+            raise _not_in_list(after)
         start = ids.index(after) + 1
     chunk = list(items[start : start + limit])
+    return _page_of(chunk, ident, more=start + limit < len(items))
+
+
+def _page_of(chunk: list[T], ident: Callable[[T], str], more: bool) -> wire.Page:
     return wire.Page(
         data=chunk,
         first_id=ident(chunk[0]) if chunk else None,
         last_id=ident(chunk[-1]) if chunk else None,
-        has_more=start + limit < len(items),
+        has_more=more,
     )
 
 
@@ -681,10 +693,6 @@ class OrganizationService:
             raise NotFoundError(f"no API key {key_id!r} in this project", param="key_id")
         return key
 
-    async def project_keys(self, p: Principal, project_id: str) -> list[wire.ProjectApiKey]:
-        """Every live key of a project the visitor sees."""
-        return (await self.keys_by_project(p, project_id)).get(project_id, [])
-
     async def keys_by_project(
         self, p: Principal, project_id: str | None = None
     ) -> dict[str, list[wire.ProjectApiKey]]:
@@ -704,10 +712,33 @@ class OrganizationService:
             found.setdefault(key.project_id or "", []).append(_key_out(key, creators))
         return found
 
+    async def keys_page(
+        self, p: Principal, project_id: str | None, limit: int, after: str | None
+    ) -> tuple[list[tuple[str, wire.ProjectApiKey]], bool]:
+        """A page of the live keys of the projects the visitor sees (or of
+        ``project_id`` alone), oldest first, after the key ``after``, each
+        with its project's id; and whether more follow. Read by the page
+        from the database."""
+        _check_limit(limit)
+        if after is not None and bounds.ID.check(after, "after") is not None:
+            raise _not_in_list(after)  # one that could not be stored is in no list
+        async with self._db.read() as session:
+            if project_id is not None:
+                project_ids: list[str] | None = [(await self._project(session, p, project_id)).id]
+            else:
+                project_ids = None if p.sees_all_projects else list(p.projects)
+            found = await api_keys.live_page(session, p.account_id, project_ids, limit, after)
+            if found is None:
+                raise _not_in_list(after or "")
+            keys, more = found
+            creators = await self._creators(session, keys)
+        return [(k.project_id or "", _key_out(k, creators)) for k in keys], more
+
     async def list_project_keys(
         self, p: Principal, project_id: str, limit: int, after: str | None
     ) -> wire.Page:
-        return page(await self.project_keys(p, project_id), lambda k: k.id, limit, after)
+        found, more = await self.keys_page(p, project_id, limit, after)
+        return _page_of([key for _, key in found], lambda k: k.id, more)
 
     async def get_project_key(
         self, p: Principal, project_id: str, key_id: str
@@ -885,8 +916,7 @@ class OrganizationService:
 
     async def audit_logs(self, p: Principal, limit: int, after: str | None) -> wire.Page:
         p.require_org_admin("read the audit log")
-        if not 1 <= limit <= MAX_PAGE:
-            raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        _check_limit(limit)
         before = None
         if after is not None:
             number = after.removeprefix("audit_log-")

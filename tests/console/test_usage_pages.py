@@ -254,10 +254,31 @@ async def test_a_project_with_more_keys_than_one_page_shows_and_filters_every_ke
     beyond = next(key for key in created if key["id"] not in on_first)
     await _chat(org, beyond["value"], 1)
 
+    rest = await org.http.get(
+        f"/v1/organization/projects/{org.p1}/api_keys?limit=100&after={first_page.json()['last_id']}",
+        headers=owner_api,
+    )
+    assert [key["id"] for key in rest.json()["data"]] == [beyond["id"]]
+    assert rest.json()["has_more"] is False
+    for after in (created[0]["id"] + "x", "ключ", org.api_key):  # not in this list: a 400
+        refused = await org.http.get(
+            f"/v1/organization/projects/{org.p1}/api_keys", params={"after": after},
+            headers=owner_api,
+        )  # fmt: skip
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"].get("param") == "after", (after, refused.text)
+
+    # The console pages the keys too: a hundred, then a link to the rest.
     owner = await signed_in(org, "owner")
     listing = await owner.get(f"/console/keys?project={org.p1}")
-    assert listing.status_code == 200 and beyond["name"] in listing.text
-    assert all(key["name"] in listing.text for key in created)
+    assert listing.status_code == 200 and beyond["name"] not in listing.text
+    more = re.search(r'<a href="([^"]+)" rel="next">More keys</a>', listing.text)
+    assert more is not None, listing.text
+    following = await owner.get(unescape(more.group(1)))
+    assert following.status_code == 200 and beyond["name"] in following.text
+    assert 'rel="next"' not in following.text and "First keys" in following.text
+    shown = listing.text + following.text
+    assert all(key["name"] in shown for key in created)
     usage = await owner.get(f"/console/usage?key={beyond['id']}&group=key")
     assert usage.status_code == 200, usage.text
     assert 'data-testid="total-requests">1<' in usage.text and beyond["name"] in usage.text

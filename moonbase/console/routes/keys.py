@@ -5,6 +5,7 @@ action is the management service's, which checks the visitor's role."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
@@ -20,6 +21,7 @@ from moonbase.schemas import organization as wire
 router = console_router()
 nav("/console/keys", "nav.keys", order=30)
 GRACE_CHOICES = (0, 3600, 86400, 7 * 86400)
+KEYS_PER_PAGE = 100  # read by the page: a reseller's project may hold thousands
 
 
 def may_create(p: Principal, project_id: str) -> bool:
@@ -39,17 +41,18 @@ async def _listing(
 ) -> Response:
     p = page.signed_in
     projects = await service.projects(p)
-    chosen = page.request.query_params.get("project", "")
-    seen = chosen in {x.id for x in projects}  # any other choice shows no key
-    keys = await service.keys_by_project(p, chosen if seen else None)
-    rows = [
-        (project, key, may_change(p, project.id, key))
-        for project in projects
-        if not chosen or project.id == chosen
-        for key in keys.get(project.id, [])
-    ]
+    query = page.request.query_params
+    chosen, after = query.get("project", ""), query.get("after") or None
+    by_id = {x.id: x for x in projects}
+    rows, older = [], ""
+    if not chosen or chosen in by_id:  # any other choice shows no key
+        found, more = await service.keys_page(p, chosen or None, KEYS_PER_PAGE, after)
+        rows = [(by_id[pid], key, may_change(p, pid, key)) for pid, key in found]
+        if more:
+            older = "/console/keys?" + urlencode({"project": chosen, "after": found[-1][1].id})
     return page.render(
         "keys.html", status=status, projects=projects, chosen=chosen, rows=rows,
+        older=older, first_page=after is None,
         creatable=[x for x in projects if may_create(p, x.id)], models=sorted(SPECS_BY_ID),
         graces=GRACE_CHOICES, **{"message": "", "form": {}, **extra},
     )  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -164,6 +165,38 @@ async def of_project(session: AsyncSession, project_id: str) -> list[ApiKey]:
         .order_by(ApiKey.created_at, ApiKey.id)
     )
     return list(rows)
+
+
+async def live_page(
+    session: AsyncSession,
+    account_id: str,
+    project_ids: Collection[str] | None,
+    limit: int,
+    after: str | None,
+) -> tuple[list[ApiKey], bool] | None:
+    """A page of the account's live project keys (of ``project_ids`` only,
+    when given), oldest first, after the key ``after``: the keys and whether
+    more follow, or None if ``after`` is not one of them. Read by the
+    page, not the whole listing (a reseller's project may hold thousands)."""
+    query = select(ApiKey).where(
+        ApiKey.account_id == account_id,
+        ApiKey.project_id.is_not(None),
+        ApiKey.revoked_at.is_(None),
+    )
+    if project_ids is not None:
+        query = query.where(ApiKey.project_id.in_(list(project_ids)))
+    if after is not None:
+        anchor = await session.scalar(query.where(ApiKey.id == after))
+        if anchor is None:
+            return None
+        query = query.where(
+            (ApiKey.created_at > anchor.created_at)
+            | ((ApiKey.created_at == anchor.created_at) & (ApiKey.id > anchor.id))
+        )
+    rows = list(
+        await session.scalars(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit + 1))
+    )
+    return rows[:limit], len(rows) > limit
 
 
 async def of_account_projects(session: AsyncSession, account_id: str) -> list[ApiKey]:
