@@ -262,8 +262,13 @@ def _converted_within(schema: dict, seconds: float = 30.0) -> str | GrammarError
 
 
 @pytest.mark.parametrize(
-    "pattern", ["^[]-a]$", "^[]]$", "^a}$", "^(ab|cd)]$", "^x{1,99999999}$", "^[0-9]{100000}$"]
-)
+    "pattern",
+    [
+        "^[]-a]$", "^[]]$", "^a}$", "^(ab|cd)]$",  # the converter never moved past these
+        "^x{1,99999999}$", "^[0-9]{100000}$", "^" + "a{0,1000}" * 1000 + "$",  # gigabytes
+        "^a{0,20_000}$", "^a{0,\uff12\uff10\uff10\uff10\uff10}$",  # int() reads them: a crash
+    ],
+)  # fmt: skip
 def test_a_pattern_the_converter_would_never_finish_is_a_grammar_error(pattern: str):
     schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
     refused = _converted_within(schema)
@@ -277,6 +282,16 @@ def test_escaped_brackets_classes_and_small_repetitions_still_convert(pattern: s
     grammar = _converted_within(schema)
     assert isinstance(grammar, str), grammar
     compile_grammar(vocab, Grammar(grammar))
+
+
+def test_the_repetitions_of_every_pattern_in_a_schema_count_together():
+    """Each pattern under the bound, the schema over it: still a refusal (a
+    schema of many such properties made a grammar of gigabytes)."""
+    one = {"type": "string", "pattern": "^a{0,800}$"}
+    assert isinstance(_converted_within({"type": "object", "properties": {"a": one}}), str)
+    many = {"type": "object", "properties": {name: one for name in "abc"}}
+    refused = _converted_within(many)
+    assert isinstance(refused, GrammarError) and "in all" in str(refused)
 
 
 def test_all_of_references_convert(vocab):

@@ -68,6 +68,7 @@ class _Converter(SchemaConverter):
         super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         self._bounds = bounds
         self._declared: list[list[str]] = []  # property names of the objects being built
+        self._repeats = 0  # spelled out by the patterns so far (MAX_PATTERN_REPEATS)
 
     def visit(self, schema: Any, name: str) -> str:
         ranged = _ranged_integers(schema) if isinstance(schema, dict) else None
@@ -101,7 +102,12 @@ class _Converter(SchemaConverter):
             self._declared.pop()
 
     def _visit_pattern(self, pattern: Any, name: str) -> Any:
-        _check_pattern(pattern)
+        self._repeats += _check_pattern(pattern)
+        if self._repeats > MAX_PATTERN_REPEATS:
+            raise GrammarError(
+                f"the schema's patterns repeat more than {MAX_PATTERN_REPEATS} times in all "
+                f"({pattern[:100]!r} goes past it): this engine cannot generate them"
+            )
         return super()._visit_pattern(pattern, name)
 
     def _add_rule(self, name: str, rule: str) -> str:
@@ -135,19 +141,23 @@ class _Converter(SchemaConverter):
         return f'"\\"" {branch(trie)} "\\"" space'
 
 
-MAX_PATTERN_REPEAT = 1000
-_NUMBERS = re.compile(r"[0-9]+")
+# Repetitions a schema's patterns may spell out, in all: the converter writes
+# {m,n} as m copies and n - m nested options, and llama.cpp's grammar parser
+# recurses into each (20,000 of them overflowed its stack: the process died).
+MAX_PATTERN_REPEATS = 2000
+_QUANTIFIER_PART = re.compile(r" *[0-9]{0,6} *")
 
 
-def _check_pattern(pattern: Any) -> None:
-    """Refuse a ``pattern`` that llama-cpp-python's converter would never
-    finish: it stops on a ``]`` or ``}`` outside a class or a quantifier
-    without moving past it (one request spun a thread for ever), and spells
-    out a ``{m,n}`` repetition m times. It is read the way the converter
-    reads it: classes to their first ``]``, quantifiers to their ``}``."""
+def _check_pattern(pattern: Any) -> int:
+    """How many repetitions ``pattern`` spells out; a GrammarError for one
+    that llama-cpp-python's converter would never finish: it stops on a
+    ``]`` or ``}`` outside a class or a quantifier without moving past it
+    (one request spun a thread for ever). Read the way the converter reads
+    it: classes to their first ``]``, quantifiers to their ``}``, split at
+    commas (ASCII digits only: it would take "20_000" and "２００００" too)."""
     if not isinstance(pattern, str) or not (pattern.startswith("^") and pattern.endswith("$")):
-        return  # the converter refuses it itself
-    body, index = pattern[1:-1], 0
+        return 0  # the converter refuses it itself
+    body, index, repeats = pattern[1:-1], 0, 0
     while index < len(body):
         char = body[index]
         if char == "\\":
@@ -160,13 +170,15 @@ def _check_pattern(pattern: Any) -> None:
         elif char == "{":
             end = body.find("}", index)
             if end < 0:
-                return  # the converter refuses an unclosed quantifier
-            for number in _NUMBERS.findall(body[index + 1 : end]):
-                if len(number) > 6 or int(number) > MAX_PATTERN_REPEAT:
-                    raise GrammarError(
-                        f"pattern {pattern[:100]!r}: a repetition of at most "
-                        f"{MAX_PATTERN_REPEAT} can be generated, not {number[:20]}"
-                    )
+                return repeats  # the converter refuses an unclosed quantifier
+            parts = body[index + 1 : end].split(",")
+            if len(parts) > 2 or not all(_QUANTIFIER_PART.fullmatch(part) for part in parts):
+                raise GrammarError(
+                    f"pattern {pattern[:100]!r}: {body[index : end + 1][:40]!r} is not "
+                    "a repetition of ASCII digits ({n}, {m,} or {m,n})"
+                )
+            numbers = [int(part) for part in parts if part.strip()]
+            repeats += max(numbers, default=0) or 1
             index = end + 1
         elif char in "]}":
             raise GrammarError(
@@ -174,6 +186,7 @@ def _check_pattern(pattern: Any) -> None:
             )
         else:
             index += 1
+    return repeats
 
 
 def _ranged_integers(schema: dict[str, Any]) -> str | None:
