@@ -24,7 +24,10 @@ literals are not backslash-escaped for GBNF (a key like ``a\\n`` or an emoji
 key came out wrong), ``enum`` is ignored when ``type`` is a list, and
 ``minimum``/``maximum`` are ignored (kimi-cli's ``timeout`` of 30..3600 came
 back as 3000000000000000): bounded integers and numbers get a digit-range
-rule here (a bounded number takes the integers in its range).
+rule here (a bounded number takes the integers in its range). And a
+``pattern`` is checked before the converter reads it: it loops for ever on a
+stray ``]`` or ``}``, and spells every ``{m,n}`` out, which llama.cpp's
+parser recursed into until the process died (``_check_pattern``).
 """
 
 from __future__ import annotations
