@@ -18,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moonbase.auth.caller import KeyOwner
@@ -178,11 +178,7 @@ async def live_page(
     when given), oldest first, after the key ``after``: the keys and whether
     more follow, or None if ``after`` is not one of them. Read by the
     page, not the whole listing (a reseller's project may hold thousands)."""
-    query = select(ApiKey).where(
-        ApiKey.account_id == account_id,
-        ApiKey.project_id.is_not(None),
-        ApiKey.revoked_at.is_(None),
-    )
+    query = _live_project_keys(account_id)
     if project_ids is not None:
         query = query.where(ApiKey.project_id.in_(list(project_ids)))
     if after is not None:
@@ -203,15 +199,18 @@ async def of_account_projects(session: AsyncSession, account_id: str) -> list[Ap
     """Every live key of the account's projects, oldest first: one read for a
     listing of many projects (``of_project`` is one project's)."""
     rows = await session.scalars(
-        select(ApiKey)
-        .where(
-            ApiKey.account_id == account_id,
-            ApiKey.project_id.is_not(None),
-            ApiKey.revoked_at.is_(None),
-        )
-        .order_by(ApiKey.created_at, ApiKey.id)
+        _live_project_keys(account_id).order_by(ApiKey.created_at, ApiKey.id)
     )
     return list(rows)
+
+
+def _live_project_keys(account_id: str) -> Select[ApiKey]:
+    """The account's keys that belong to a project and are not revoked."""
+    return select(ApiKey).where(
+        ApiKey.account_id == account_id,
+        ApiKey.project_id.is_not(None),
+        ApiKey.revoked_at.is_(None),
+    )
 
 
 async def disable_made_by(session: AsyncSession, created_by: str) -> list[str]:
